@@ -1,0 +1,116 @@
+"""cyclr: cyclical learning rates, one definition for PyTorch, Keras 3 and JAX/optax.
+
+Schedules are pure functions of the 0-based optimizer step::
+
+    >>> import cyclr
+    >>> s = cyclr.one_cycle(max_lr=0.1, total_steps=1000)
+    >>> round(s(0), 6), round(s(299), 6), round(s(999), 9)
+    (0.004, 0.1, 4e-07)
+
+Framework adapters live in ``cyclr.torch`` (``cyclr.keras`` and ``cyclr.jax`` follow); they
+import their framework only when used.
+"""
+
+from __future__ import annotations
+
+from ._validation import InvalidParameterError
+from .schedules import (
+    REGISTRY,
+    SGDR,
+    WSD,
+    Constant,
+    Cosine,
+    Cyclic,
+    Exponential,
+    ExpRange,
+    Join,
+    Linear,
+    Mirror,
+    MultiStep,
+    OneCycle,
+    Polynomial,
+    Schedule,
+    StepDecay,
+    Triangular,
+    Triangular2,
+    Warmup,
+    from_config,
+    load_config,
+    registered,
+)
+
+__version__ = "0.1.0"
+
+# lower-case constructors: the names used in configs and in the docs
+constant = Constant
+cyclic = Cyclic
+triangular = Triangular
+triangular2 = Triangular2
+exp_range = ExpRange
+cosine = Cosine
+sgdr = SGDR
+one_cycle = OneCycle
+step_decay = StepDecay
+multistep = MultiStep
+exponential = Exponential
+polynomial = Polynomial
+linear = Linear
+wsd = WSD
+warmup = Warmup
+join = Join
+mirror = Mirror
+
+#: The seed document's suggested starting point (section 3.1): lr_base 1e-5, lr_max 1e-2,
+#: 10 iterations per cycle, gamma 0.95 per cycle, triangular mode.
+SEED_DEFAULT: dict[str, object] = {
+    "name": "cyclic",
+    "base_lr": 1e-5,
+    "max_lr": 1e-2,
+    "step_size": 5,
+    "shape": "triangular",
+    "decay": 0.95,
+}
+
+__all__ = [
+    "InvalidParameterError",
+    "REGISTRY",
+    "SEED_DEFAULT",
+    "Schedule",
+    "from_config",
+    "load_config",
+    "registered",
+    "constant",
+    "cyclic",
+    "triangular",
+    "triangular2",
+    "exp_range",
+    "cosine",
+    "sgdr",
+    "one_cycle",
+    "step_decay",
+    "multistep",
+    "exponential",
+    "polynomial",
+    "linear",
+    "wsd",
+    "warmup",
+    "join",
+    "mirror",
+    "Constant",
+    "Cosine",
+    "Cyclic",
+    "ExpRange",
+    "Exponential",
+    "Join",
+    "Linear",
+    "Mirror",
+    "MultiStep",
+    "OneCycle",
+    "Polynomial",
+    "SGDR",
+    "StepDecay",
+    "Triangular",
+    "Triangular2",
+    "Warmup",
+    "WSD",
+]

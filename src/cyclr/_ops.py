@@ -1,0 +1,393 @@
+"""Array namespaces: the few operations every schedule formula is written with.
+
+A schedule's formula is written once against :class:`Ops` and runs unchanged on Python numbers
+(the ``math`` module: fastest for one value per optimizer step), NumPy arrays, PyTorch tensors
+and JAX arrays (traceable inside ``jax.jit``). The Keras adapter adds a namespace over
+``keras.ops``. No formula branches on the step value in Python: ``where`` selects.
+
+The step keeps its integer dtype until a formula asks for a float (:meth:`Ops.f`), so that
+:meth:`Ops.divmod` can locate the position inside a cycle with exact integer arithmetic (JAX's
+default int32/float32 counts stay exact near 2**31).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+Array = Any  # a Python float, numpy array, torch tensor or jax array
+
+__all__ = ["Array", "Ops", "PythonOps", "NumpyOps", "namespace_for", "get_ops"]
+
+
+def _integral(x: float) -> bool:
+    return float(x).is_integer()
+
+
+class Ops:
+    """The operations a formula may use. Subclasses bind them to one array library."""
+
+    name = "abstract"
+
+    def prepare(self, step: Any) -> Array:
+        """Turn a user's step into this namespace's array, clamped at 0."""
+        raise NotImplementedError
+
+    def finish(self, out: Array, step: Any) -> Any:
+        return out
+
+    def f(self, t: Array) -> Array:
+        """The step (or any array) as this namespace's working float."""
+        raise NotImplementedError
+
+    def is_int(self, t: Array) -> bool:
+        raise NotImplementedError
+
+    def divmod(self, t: Array, period: float) -> tuple[Array, Array]:
+        """``(cycle index, position in cycle)`` as floats, exact for integer steps and periods."""
+        if self.is_int(t) and _integral(period):
+            p = int(period)
+            return self.f(t // p), self.f(t % p)
+        x = self.f(t)
+        r = self.fmod(x, float(period))
+        return self.round((x - r) / float(period)), r
+
+    # elementwise functions; every argument may be a Python float or an array
+    def fmod(self, x: Array, p: float) -> Array:
+        raise NotImplementedError
+
+    def round(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def floor(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def cos(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def sin(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def exp(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def log(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def sqrt(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def power(self, a: Array, b: Array) -> Array:
+        raise NotImplementedError
+
+    def where(self, cond: Array, a: Array, b: Array) -> Array:
+        raise NotImplementedError
+
+    def minimum(self, a: Array, b: Array) -> Array:
+        raise NotImplementedError
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        raise NotImplementedError
+
+    def full_like(self, t: Array, value: float) -> Array:
+        return self.f(t) * 0.0 + value
+
+    def clip(self, x: Array, lo: float, hi: float) -> Array:
+        return self.minimum(self.maximum(x, lo), hi)
+
+
+class PythonOps(Ops):
+    """Python floats through the ``math`` module: one value per optimizer step, no array cost."""
+
+    name = "python"
+
+    def prepare(self, step: Any) -> Array:
+        v = float(step)
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"step must be a finite number >= 0; got {step!r}.")
+        return int(step) if isinstance(step, int) or v.is_integer() else v
+
+    def finish(self, out: Array, step: Any) -> Any:
+        return float(out)
+
+    def f(self, t: Array) -> Array:
+        return float(t)
+
+    def is_int(self, t: Array) -> bool:
+        return isinstance(t, int)
+
+    def fmod(self, x: Array, p: float) -> Array:
+        return math.fmod(x, p)
+
+    def round(self, x: Array) -> Array:
+        return float(round(x))
+
+    def floor(self, x: Array) -> Array:
+        return float(math.floor(x))
+
+    def cos(self, x: Array) -> Array:
+        return math.cos(x)
+
+    def sin(self, x: Array) -> Array:
+        return math.sin(x)
+
+    def exp(self, x: Array) -> Array:
+        return math.exp(x)
+
+    def log(self, x: Array) -> Array:
+        return math.log(x)
+
+    def sqrt(self, x: Array) -> Array:
+        return math.sqrt(x)
+
+    def power(self, a: Array, b: Array) -> Array:
+        return float(a) ** float(b)
+
+    def where(self, cond: Array, a: Array, b: Array) -> Array:
+        return a if cond else b
+
+    def minimum(self, a: Array, b: Array) -> Array:
+        return a if a < b else b
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        return a if a > b else b
+
+    def full_like(self, t: Array, value: float) -> Array:
+        return float(value)
+
+
+class NumpyOps(Ops):
+    """NumPy arrays (float64)."""
+
+    name = "numpy"
+
+    def prepare(self, step: Any) -> Array:
+        a = np.asarray(step)
+        if a.dtype.kind not in "iuf":
+            raise TypeError(f"step must be an integer or float array; got dtype {a.dtype}.")
+        return np.maximum(a, 0)
+
+    def f(self, t: Array) -> Array:
+        return np.asarray(t, dtype=np.float64)
+
+    def is_int(self, t: Array) -> bool:
+        return bool(np.asarray(t).dtype.kind in "iu")
+
+    def fmod(self, x: Array, p: float) -> Array:
+        return np.fmod(x, p)
+
+    def round(self, x: Array) -> Array:
+        return np.round(x)
+
+    def floor(self, x: Array) -> Array:
+        return np.floor(x)
+
+    def cos(self, x: Array) -> Array:
+        return np.cos(x)
+
+    def sin(self, x: Array) -> Array:
+        return np.sin(x)
+
+    def exp(self, x: Array) -> Array:
+        return np.exp(x)
+
+    def log(self, x: Array) -> Array:
+        return np.log(x)
+
+    def sqrt(self, x: Array) -> Array:
+        return np.sqrt(x)
+
+    def power(self, a: Array, b: Array) -> Array:
+        if isinstance(a, (int, float)) and a > 0:
+            return np.exp(np.multiply(b, math.log(a)))  # 10x faster than np.power(scalar, array)
+        return np.power(a, b)
+
+    def where(self, cond: Array, a: Array, b: Array) -> Array:
+        return np.where(cond, a, b)
+
+    def minimum(self, a: Array, b: Array) -> Array:
+        return np.minimum(a, b)
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        return np.maximum(a, b)
+
+    def full_like(self, t: Array, value: float) -> Array:
+        return np.full(np.shape(t), float(value))
+
+
+class TorchOps(Ops):
+    """PyTorch tensors, on their own device; float64 unless the step is a lower float type."""
+
+    name = "torch"
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+
+    def prepare(self, step: Any) -> Array:
+        return self.torch.clamp(step, min=0)
+
+    def f(self, t: Array) -> Array:
+        torch = self.torch
+        if t.dtype in (torch.float32, torch.float16, torch.bfloat16):
+            return t.to(torch.float32)
+        return t.to(torch.float64)
+
+    def is_int(self, t: Array) -> bool:
+        return not (t.is_floating_point() or t.is_complex())
+
+    def _t(self, x: Array, like: Array) -> Array:
+        if isinstance(x, self.torch.Tensor):
+            return x
+        return self.torch.as_tensor(x, dtype=like.dtype, device=like.device)
+
+    def fmod(self, x: Array, p: float) -> Array:
+        return self.torch.fmod(x, p)
+
+    def round(self, x: Array) -> Array:
+        return self.torch.round(x)
+
+    def floor(self, x: Array) -> Array:
+        return self.torch.floor(x)
+
+    def cos(self, x: Array) -> Array:
+        return self.torch.cos(x)
+
+    def sin(self, x: Array) -> Array:
+        return self.torch.sin(x)
+
+    def exp(self, x: Array) -> Array:
+        return self.torch.exp(x)
+
+    def log(self, x: Array) -> Array:
+        return self.torch.log(x)
+
+    def sqrt(self, x: Array) -> Array:
+        return self.torch.sqrt(x)
+
+    def power(self, a: Array, b: Array) -> Array:
+        return self.torch.pow(a, b)
+
+    def _pair(self, a: Array, b: Array) -> tuple[Array, Array]:
+        like = a if isinstance(a, self.torch.Tensor) else b
+        return self._t(a, like), self._t(b, like)
+
+    def where(self, cond: Array, a: Array, b: Array) -> Array:
+        if not isinstance(a, self.torch.Tensor) and not isinstance(b, self.torch.Tensor):
+            a = self.torch.full_like(cond, float(a), dtype=self.torch.float64)
+        a, b = self._pair(a, b)
+        if a.dtype != b.dtype:
+            dt = self.torch.promote_types(a.dtype, b.dtype)
+            a, b = a.to(dt), b.to(dt)
+        return self.torch.where(cond, a, b)
+
+    def minimum(self, a: Array, b: Array) -> Array:
+        return self.torch.minimum(*self._pair(a, b))
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        return self.torch.maximum(*self._pair(a, b))
+
+    def full_like(self, t: Array, value: float) -> Array:
+        return self.torch.full_like(self.f(t), float(value))
+
+
+class JaxOps(Ops):
+    """JAX arrays (traceable under ``jax.jit``); float64 only where x64 is enabled."""
+
+    name = "jax"
+
+    def __init__(self) -> None:
+        import jax
+        import jax.numpy as jnp
+
+        self.jax = jax
+        self.jnp = jnp
+
+    def prepare(self, step: Any) -> Array:
+        return self.jnp.maximum(self.jnp.asarray(step), 0)
+
+    def f(self, t: Array) -> Array:
+        jnp = self.jnp
+        dtype = jnp.float64 if self.jax.config.jax_enable_x64 else jnp.float32
+        return jnp.asarray(t, dtype=dtype)
+
+    def is_int(self, t: Array) -> bool:
+        return bool(self.jnp.issubdtype(self.jnp.asarray(t).dtype, self.jnp.integer))
+
+    def fmod(self, x: Array, p: float) -> Array:
+        return self.jnp.fmod(x, p)
+
+    def round(self, x: Array) -> Array:
+        return self.jnp.round(x)
+
+    def floor(self, x: Array) -> Array:
+        return self.jnp.floor(x)
+
+    def cos(self, x: Array) -> Array:
+        return self.jnp.cos(x)
+
+    def sin(self, x: Array) -> Array:
+        return self.jnp.sin(x)
+
+    def exp(self, x: Array) -> Array:
+        return self.jnp.exp(x)
+
+    def log(self, x: Array) -> Array:
+        return self.jnp.log(x)
+
+    def sqrt(self, x: Array) -> Array:
+        return self.jnp.sqrt(x)
+
+    def power(self, a: Array, b: Array) -> Array:
+        return self.jnp.power(a, b)
+
+    def where(self, cond: Array, a: Array, b: Array) -> Array:
+        return self.jnp.where(cond, a, b)
+
+    def minimum(self, a: Array, b: Array) -> Array:
+        return self.jnp.minimum(a, b)
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        return self.jnp.maximum(a, b)
+
+    def full_like(self, t: Array, value: float) -> Array:
+        return self.jnp.full_like(self.f(t), float(value))
+
+
+_PYTHON = PythonOps()
+_NUMPY = NumpyOps()
+_CACHE: dict[str, Ops] = {"python": _PYTHON, "numpy": _NUMPY}
+
+
+def get_ops(name: str) -> Ops:
+    """The namespace called ``name`` ('python', 'numpy', 'torch', 'jax')."""
+    if name not in _CACHE:
+        factories: dict[str, type[Ops]] = {"torch": TorchOps, "jax": JaxOps}
+        if name not in factories:
+            raise ValueError(f"unknown array namespace {name!r}; expected one of python, numpy, torch, jax.")
+        _CACHE[name] = factories[name]()
+    return _CACHE[name]
+
+
+def namespace_for(step: Any) -> Ops:
+    """Pick the namespace from the step's type (framework modules are never imported here)."""
+    if isinstance(step, bool):
+        raise TypeError("step must be a number or an array, not a bool.")
+    if isinstance(step, (int, float, np.integer, np.floating)):
+        return _PYTHON
+    if isinstance(step, np.ndarray):
+        return _NUMPY
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(step, torch.Tensor):
+        return get_ops("torch")
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(step, jax.Array):
+        return get_ops("jax")
+    raise TypeError(
+        "step must be an int, a float, a NumPy array, a torch tensor or a JAX array; "
+        f"got {type(step).__name__}."
+    )

@@ -1,0 +1,241 @@
+"""Declarative parameter constraints, checked once at construction.
+
+Every schedule lists its constraints as data (``constraints = {"step_size": [Positive()]}``),
+in the spirit of scikit-learn's ``_parameter_constraints``. One message template serves them all::
+
+    cyclic: parameter 'step_size' must be a finite number > 0; got 0.
+
+The same objects generate invalid values for the generic invalid-parameter test, so a new
+schedule is covered by declaring its constraints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+__all__ = [
+    "Bool",
+    "Constraint",
+    "InvalidParameterError",
+    "IntRange",
+    "NumberRange",
+    "OneOf",
+    "Optional",
+    "IntList",
+    "ScheduleRef",
+    "ScheduleList",
+    "check",
+]
+
+
+class InvalidParameterError(ValueError):
+    """A schedule (or scheduler) parameter is invalid.
+
+    Subclass of :class:`ValueError`; the message names the owner, the parameter, the value
+    received and what is allowed.
+    """
+
+    def __init__(self, owner: str, param: str, value: Any, allowed: str) -> None:
+        self.owner = owner
+        self.param = param
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{owner}: parameter {param!r} must be {allowed}; got {value!r}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+class Constraint:
+    """One rule a parameter value must satisfy."""
+
+    def is_satisfied_by(self, value: Any) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def describe(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def invalid_examples(self) -> list[Any]:
+        """Values this constraint rejects (for the generic invalid-parameter test)."""
+        return []
+
+
+def _fmt(x: float) -> str:
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return repr(x)
+
+
+@dataclass(frozen=True)
+class NumberRange(Constraint):
+    """A finite real number in an interval (``closed`` says which ends are included)."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    closed: str = "both"  # "both", "left", "right", "neither"
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if not _is_number(value) or not math.isfinite(float(value)):
+            return False
+        v = float(value)
+        lo_ok = v >= self.low if self.closed in ("both", "left") else v > self.low
+        hi_ok = v <= self.high if self.closed in ("both", "right") else v < self.high
+        return lo_ok and hi_ok
+
+    def describe(self) -> str:
+        if math.isinf(self.high) and not math.isinf(self.low):
+            op = ">=" if self.closed in ("both", "left") else ">"
+            return f"a finite number {op} {_fmt(self.low)}"
+        left = "[" if self.closed in ("both", "left") and not math.isinf(self.low) else "("
+        right = "]" if self.closed in ("both", "right") and not math.isinf(self.high) else ")"
+        return f"a finite number in {left}{_fmt(self.low)}, {_fmt(self.high)}{right}"
+
+    def invalid_examples(self) -> list[Any]:
+        out: list[Any] = [math.nan, math.inf, "1", True]
+        if not math.isinf(self.low):
+            out.append(self.low - 1.0)
+            if self.closed in ("right", "neither"):
+                out.append(self.low)
+        if not math.isinf(self.high):
+            out.append(self.high + 1.0)
+            if self.closed in ("left", "neither"):
+                out.append(self.high)
+        return out
+
+
+@dataclass(frozen=True)
+class IntRange(Constraint):
+    """An integer in ``[low, high]`` (``high=None``: unbounded)."""
+
+    low: int = 0
+    high: int | None = None
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            return False
+        return value >= self.low and (self.high is None or value <= self.high)
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"an integer >= {self.low}"
+        return f"an integer in [{self.low}, {self.high}]"
+
+    def invalid_examples(self) -> list[Any]:
+        out: list[Any] = [self.low - 1, 2.5, "3", True]
+        if self.high is not None:
+            out.append(self.high + 1)
+        return out
+
+
+@dataclass(frozen=True)
+class OneOf(Constraint):
+    """One of a fixed set of strings."""
+
+    options: tuple[str, ...]
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.options
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+    def invalid_examples(self) -> list[Any]:
+        return ["no-such-option", 1]
+
+
+@dataclass(frozen=True)
+class Bool(Constraint):
+    """``True`` or ``False``."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, bool)
+
+    def describe(self) -> str:
+        return "True or False"
+
+    def invalid_examples(self) -> list[Any]:
+        return [1, "yes"]
+
+
+@dataclass(frozen=True)
+class Optional(Constraint):
+    """``None`` or a value satisfying ``inner``."""
+
+    inner: Constraint
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return value is None or self.inner.is_satisfied_by(value)
+
+    def describe(self) -> str:
+        return f"None or {self.inner.describe()}"
+
+    def invalid_examples(self) -> list[Any]:
+        return self.inner.invalid_examples()
+
+
+@dataclass(frozen=True)
+class IntList(Constraint):
+    """A non-empty, non-decreasing sequence of integers >= ``low``."""
+
+    low: int = 0
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+            return False
+        ints = all(isinstance(v, Integral) and not isinstance(v, bool) and v >= self.low for v in value)
+        return ints and all(a <= b for a, b in zip(value, value[1:]))
+
+    def describe(self) -> str:
+        return f"a non-empty, non-decreasing list of integers >= {self.low}"
+
+    def invalid_examples(self) -> list[Any]:
+        return [[], [3, 1], [self.low - 1], [1.5], "12"]
+
+
+@dataclass(frozen=True)
+class ScheduleRef(Constraint):
+    """A cyclr schedule."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        from .schedules._base import Schedule
+
+        return isinstance(value, Schedule)
+
+    def describe(self) -> str:
+        return "a cyclr schedule (or its config dict)"
+
+    def invalid_examples(self) -> list[Any]:
+        return [0.1, "cosine"]
+
+
+@dataclass(frozen=True)
+class ScheduleList(Constraint):
+    """A non-empty sequence of cyclr schedules."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        from .schedules._base import Schedule
+
+        return (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and len(value) > 0
+            and all(isinstance(v, Schedule) for v in value)
+        )
+
+    def describe(self) -> str:
+        return "a non-empty list of cyclr schedules"
+
+    def invalid_examples(self) -> list[Any]:
+        return [[], [0.1]]
+
+
+def check(owner: str, param: str, value: Any, constraints: Iterable[Constraint]) -> None:
+    """Raise :class:`InvalidParameterError` unless ``value`` satisfies every constraint."""
+    for c in constraints:
+        if not c.is_satisfied_by(value):
+            raise InvalidParameterError(owner, param, value, c.describe())

@@ -1,0 +1,32 @@
+"""Every cyclr schedule: one formula each, evaluated on Python numbers, NumPy, torch and JAX."""
+
+from ._base import REGISTRY, Schedule, from_config, load_config, parse_short, registered
+from ._basic import WSD, Constant, Cosine, Exponential, Linear, MultiStep, Polynomial, StepDecay
+from ._compose import Join, Mirror, Warmup
+from ._cyclic import SGDR, Cyclic, ExpRange, OneCycle, Triangular, Triangular2
+
+__all__ = [
+    "REGISTRY",
+    "Schedule",
+    "from_config",
+    "load_config",
+    "parse_short",
+    "registered",
+    "Constant",
+    "Cosine",
+    "Cyclic",
+    "ExpRange",
+    "Exponential",
+    "Join",
+    "Linear",
+    "Mirror",
+    "MultiStep",
+    "OneCycle",
+    "Polynomial",
+    "SGDR",
+    "StepDecay",
+    "Triangular",
+    "Triangular2",
+    "Warmup",
+    "WSD",
+]

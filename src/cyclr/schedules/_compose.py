@@ -1,0 +1,186 @@
+"""Combinators: warm-up in front of any schedule, joins, and mirrors (cyclical momentum).
+
+All are pure functions of the step (optax ``join_schedules`` style), so boundaries are exact and
+nothing is shared or mutated between pieces (torch ``SequentialLR`` pain points).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+from .._ops import Array, Ops
+from .._validation import IntList, IntRange, NumberRange, OneOf, ScheduleList, ScheduleRef
+from ._base import Schedule
+
+__all__ = ["Warmup", "Join", "Mirror"]
+
+_LR = [NumberRange(0.0)]
+
+
+def _shift(horizon: int | None, by: float) -> int | None:
+    return None if horizon is None else math.ceil(by + horizon)
+
+
+@dataclass(frozen=True, repr=False)
+class Warmup(Schedule):
+    r"""Ramp from ``start_lr`` to ``schedule(0)`` over ``steps`` steps, then run ``schedule``.
+
+    For ``t < steps``, with :math:`p = t/steps`: linear :math:`p`, cosine
+    :math:`\tfrac12(1-\cos\pi p)`, exponential :math:`start\,(target/start)^p`. From ``steps`` on,
+    the value is ``schedule(t - steps)`` (the wrapped schedule starts after the warm-up).
+    """
+
+    name = "warmup"
+    constraints = {
+        "schedule": [ScheduleRef()],
+        "steps": [IntRange(1)],
+        "start_lr": _LR,
+        "shape": [OneOf(("linear", "exponential", "cosine"))],
+    }
+
+    schedule: Schedule
+    steps: int
+    start_lr: float = 0.0
+    shape: str = "linear"
+
+    def _check(self) -> None:
+        if self.shape == "exponential" and not (self.start_lr > 0 and self.target > 0):
+            raise self._invalid(
+                "start_lr", self.start_lr, f"> 0 with shape='exponential' (and the target {self.target!r} > 0)"
+            )
+
+    @cached_property
+    def target(self) -> float:
+        """The wrapped schedule's first value: where the ramp ends."""
+        return float(self.schedule(0))
+
+    def _ramp(self, x: Array, ops: Ops) -> Array:
+        p = ops.clip(x / self.steps, 0.0, 1.0)
+        if self.shape == "cosine":
+            return 0.5 - 0.5 * ops.cos(p * math.pi)
+        if self.shape == "exponential":
+            ratio = math.log(self.target / self.start_lr)
+            return (ops.exp(p * ratio) - 1.0) / (math.exp(ratio) - 1.0) if ratio != 0 else p
+        return p
+
+    def _inner_t(self, t: Array, ops: Ops) -> Array:
+        return ops.maximum(t - self.steps, 0)
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        x = ops.f(t)
+        ramp = self.start_lr + (self.target - self.start_lr) * self._ramp(x, ops)
+        return ops.where(x < self.steps, ramp, self.schedule._value(self._inner_t(t, ops), ops))
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        x = ops.f(t)
+        first = float(self.schedule.level(0))
+        ramp = self._ramp(x, ops) * first
+        return ops.where(x < self.steps, ramp, self.schedule._level(self._inner_t(t, ops), ops))
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        lo, hi = self.schedule.bounds
+        return (min(lo, self.start_lr), max(hi, self.start_lr))
+
+    @property
+    def horizon(self) -> int | None:
+        return _shift(self.schedule.horizon, self.steps)
+
+    def cycle_starts(self, until: int) -> list[float]:
+        return [0.0] + [self.steps + s for s in self.schedule.cycle_starts(until - self.steps)]
+
+
+@dataclass(frozen=True, repr=False)
+class Join(Schedule):
+    """Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]`` from its own step 0, ...
+
+    ``join([a, b], [100])(t)`` is ``a(t)`` for ``t < 100`` and ``b(t - 100)`` after (optax's
+    ``join_schedules``).
+    """
+
+    name = "join"
+    constraints = {"schedules": [ScheduleList()], "boundaries": [IntList(0)]}
+
+    schedules: tuple[Schedule, ...]
+    boundaries: tuple[int, ...]
+
+    def _check(self) -> None:
+        if len(self.boundaries) != len(self.schedules) - 1:
+            raise self._invalid(
+                "boundaries",
+                list(self.boundaries),
+                f"a list of len(schedules) - 1 = {len(self.schedules) - 1} step(s)",
+            )
+        if any(a >= b for a, b in zip(self.boundaries, self.boundaries[1:])):
+            raise self._invalid("boundaries", list(self.boundaries), "strictly increasing")
+
+    def _join(self, t: Array, ops: Ops, level: bool) -> Array:
+        x = ops.f(t)
+        first = self.schedules[0]
+        out = first._level(t, ops) if level else first._value(t, ops)
+        for b, s in zip(self.boundaries, self.schedules[1:]):
+            tb = ops.maximum(t - b, 0)
+            out = ops.where(x < b, out, s._level(tb, ops) if level else s._value(tb, ops))
+        return out
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self._join(t, ops, level=False)
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        return self._join(t, ops, level=True)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        los, his = zip(*(s.bounds for s in self.schedules))
+        return (min(los), max(his))
+
+    @property
+    def horizon(self) -> int | None:
+        return _shift(self.schedules[-1].horizon, self.boundaries[-1] if self.boundaries else 0)
+
+    def cycle_starts(self, until: int) -> list[float]:
+        starts = [0.0, *map(float, self.boundaries)]
+        ends = [*map(float, self.boundaries), float(until)]
+        out: list[float] = []
+        for s, a, b in zip(self.schedules, starts, ends):
+            out += [a + c for c in s.cycle_starts(int(math.ceil(b - a)))] or [a]
+        return sorted(set(v for v in out if v < until))
+
+
+@dataclass(frozen=True, repr=False)
+class Mirror(Schedule):
+    """Moves between ``low`` and ``high`` opposite to ``schedule``: ``high - (high - low) * level``.
+
+    With ``one_cycle`` and the CLR modes this gives torch's cyclical momentum exactly
+    (``OneCycleLR(base_momentum=low, max_momentum=high)``, ``CyclicLR`` likewise).
+    """
+
+    name = "mirror"
+    constraints = {"schedule": [ScheduleRef()], "low": _LR, "high": _LR}
+
+    schedule: Schedule
+    low: float
+    high: float
+
+    def _check(self) -> None:
+        if self.high < self.low:
+            raise self._invalid("high", self.high, f">= low ({self.low!r})")
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        return 1.0 - self.schedule._level(t, ops)
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self.high - (self.high - self.low) * self.schedule._level(t, ops)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    @property
+    def horizon(self) -> int | None:
+        return self.schedule.horizon
+
+    def cycle_starts(self, until: int) -> list[float]:
+        return self.schedule.cycle_starts(until)

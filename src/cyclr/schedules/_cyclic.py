@@ -1,0 +1,397 @@
+"""Cyclical schedules: CLR (triangular, triangular2, exp_range, sine/cosine), SGDR, one-cycle."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+from .._ops import Array, Ops
+from .._validation import Bool, IntRange, NumberRange, OneOf, Optional
+from ._base import Schedule
+
+__all__ = ["Cyclic", "Triangular", "Triangular2", "ExpRange", "SGDR", "OneCycle"]
+
+_LR = [NumberRange(0.0)]
+_POSITIVE = [NumberRange(0.0, closed="neither")]
+_DECAY = [NumberRange(0.0, 1.0, closed="right")]
+SHAPES = ("triangular", "sine", "cosine")
+
+
+def _shaped(ops: Ops, s: Array, shape: str) -> Array:
+    """Map the triangle wave ``s`` in [0, 1] through the cycle's shape."""
+    if shape == "sine":
+        return ops.sin(s * (math.pi / 2.0))
+    if shape == "cosine":
+        return 0.5 - 0.5 * ops.cos(s * math.pi)
+    return s
+
+
+@dataclass(frozen=True, repr=False)
+class Cyclic(Schedule):
+    r"""Cyclical learning rate (Smith, `arXiv:1506.01186 <https://arxiv.org/abs/1506.01186>`_).
+
+    The rate climbs from ``base_lr`` to ``max_lr`` over ``step_size`` steps and falls back over
+    ``step_size_down`` (default: the same). With ``k`` the 0-based cycle and ``s`` in [0, 1] the
+    triangle wave:
+
+    .. math::
+
+        lr(t) = base\_lr + (max\_lr - base\_lr)\cdot shape(s)\cdot decay^{k \text{ or } t}
+
+    ``shape``: ``'triangular'`` (:math:`s`), ``'sine'`` (:math:`\sin(\pi s/2)`), ``'cosine'``
+    (:math:`(1-\cos\pi s)/2`). ``decay`` is the seed's gamma, applied to the amplitude once per
+    cycle (``decay_every='cycle'``: 0.5 is triangular2) or per step (``'step'``: exp_range).
+    After ``cycles`` full cycles the rate holds ``base_lr``.
+
+    Examples:
+        >>> import cyclr
+        >>> s = cyclr.cyclic(base_lr=1e-5, max_lr=1e-2, step_size=5, decay=0.95)
+        >>> [round(s(t), 6) for t in (0, 5, 10, 15)]
+        [1e-05, 0.01, 1e-05, 0.0095]
+    """
+
+    name = "cyclic"
+    constraints = {
+        "base_lr": _LR,
+        "max_lr": _LR,
+        "step_size": _POSITIVE,
+        "step_size_down": [Optional(NumberRange(0.0, closed="neither"))],
+        "shape": [OneOf(SHAPES)],
+        "decay": _DECAY,
+        "decay_every": [OneOf(("cycle", "step"))],
+        "cycles": [Optional(IntRange(1))],
+    }
+
+    base_lr: float
+    max_lr: float
+    step_size: float
+    step_size_down: float | None = None
+    shape: str = "triangular"
+    decay: float = 1.0
+    decay_every: str = "cycle"
+    cycles: int | None = None
+
+    def _check(self) -> None:
+        if self.max_lr < self.base_lr:
+            raise self._invalid("max_lr", self.max_lr, f">= base_lr ({self.base_lr!r})")
+
+    @property
+    def _down(self) -> float:
+        return self.step_size if self.step_size_down is None else self.step_size_down
+
+    @property
+    def cycle_length(self) -> float:
+        return self.step_size + self._down
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        up, down = self.step_size, self._down
+        total = up + down
+        k, pos = ops.divmod(t, total)
+        s = ops.where(pos <= up, pos / up, (total - pos) / down)
+        s = _shaped(ops, s, self.shape)
+        if self.decay != 1.0:
+            s = s * ops.power(self.decay, ops.f(t) if self.decay_every == "step" else k)
+        if self.cycles is not None:
+            s = ops.where(k >= self.cycles, 0.0 * s, s)
+        return s
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self.base_lr + (self.max_lr - self.base_lr) * self._level(t, ops)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.base_lr, self.max_lr)
+
+    @property
+    def horizon(self) -> int | None:
+        return None if self.cycles is None else math.ceil(self.cycles * self.cycle_length)
+
+    def cycle_starts(self, until: int) -> list[float]:
+        n = math.ceil(until / self.cycle_length)
+        if self.cycles is not None:
+            n = min(n, self.cycles + 1)
+        return [k * self.cycle_length for k in range(n) if k * self.cycle_length < until]
+
+
+class _Alias(Schedule):
+    """A named special case of another schedule (same numbers, its own config name)."""
+
+    def _build(self) -> Schedule:
+        raise NotImplementedError
+
+    @cached_property
+    def _inner(self) -> Schedule:
+        return self._build()
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self._inner._value(t, ops)
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        return self._inner._level(t, ops)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self._inner.bounds
+
+    @property
+    def horizon(self) -> int | None:
+        return self._inner.horizon
+
+    def cycle_starts(self, until: int) -> list[float]:
+        return self._inner.cycle_starts(until)
+
+
+_CLR_CONSTRAINTS = {
+    "base_lr": _LR,
+    "max_lr": _LR,
+    "step_size": _POSITIVE,
+    "step_size_down": [Optional(NumberRange(0.0, closed="neither"))],
+}
+
+
+@dataclass(frozen=True, repr=False)
+class Triangular(_Alias):
+    """Torch ``CyclicLR(mode='triangular')``: a constant-amplitude triangle wave."""
+
+    name = "triangular"
+    constraints = _CLR_CONSTRAINTS
+
+    base_lr: float
+    max_lr: float
+    step_size: float
+    step_size_down: float | None = None
+
+    def _build(self) -> Schedule:
+        return Cyclic(self.base_lr, self.max_lr, self.step_size, self.step_size_down)
+
+    def _check(self) -> None:
+        if self.max_lr < self.base_lr:
+            raise self._invalid("max_lr", self.max_lr, f">= base_lr ({self.base_lr!r})")
+
+
+@dataclass(frozen=True, repr=False)
+class Triangular2(Triangular):
+    """Torch ``CyclicLR(mode='triangular2')``: the amplitude halves every cycle."""
+
+    name = "triangular2"
+
+    def _build(self) -> Schedule:
+        return Cyclic(self.base_lr, self.max_lr, self.step_size, self.step_size_down, decay=0.5)
+
+
+@dataclass(frozen=True, repr=False)
+class ExpRange(Triangular):
+    """Torch ``CyclicLR(mode='exp_range')``: the amplitude shrinks by ``gamma`` every step."""
+
+    name = "exp_range"
+    constraints = {**_CLR_CONSTRAINTS, "gamma": _DECAY}
+
+    gamma: float = 1.0
+
+    def _build(self) -> Schedule:
+        return Cyclic(
+            self.base_lr, self.max_lr, self.step_size, self.step_size_down, decay=self.gamma, decay_every="step"
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class SGDR(Schedule):
+    r"""Cosine annealing with warm restarts (Loshchilov & Hutter, `arXiv:1608.03983 <https://arxiv.org/abs/1608.03983>`_).
+
+    Cycle ``k`` lasts ``period * period_mult**k`` steps (any ``period_mult > 0``, not only
+    integers; below 1 the cycles shrink and the rate holds ``min_lr`` once their sum is used up)
+    and its amplitude is ``decay**k`` of the first:
+
+    .. math::
+
+        lr(t) = min\_lr + (max\_lr - min\_lr)\cdot decay^k \cdot \tfrac12\left(1 + \cos\frac{\pi\,t_{cur}}{T_k}\right)
+
+    With integer ``period_mult`` and ``decay=1`` it equals torch ``CosineAnnealingWarmRestarts``.
+    After ``cycles`` cycles the rate holds ``min_lr``.
+    """
+
+    name = "sgdr"
+    constraints = {
+        "max_lr": _LR,
+        "period": _POSITIVE,
+        "min_lr": _LR,
+        "period_mult": [NumberRange(0.0, 1e6, closed="right")],
+        "decay": _DECAY,
+        "cycles": [Optional(IntRange(1))],
+    }
+
+    max_lr: float
+    period: float
+    min_lr: float = 0.0
+    period_mult: float = 1.0
+    decay: float = 1.0
+    cycles: int | None = None
+
+    def _check(self) -> None:
+        if self.max_lr < self.min_lr:
+            raise self._invalid("max_lr", self.max_lr, f">= min_lr ({self.min_lr!r})")
+
+    def _start(self, k: float) -> float:
+        m = self.period_mult
+        return self.period * k if m == 1.0 else self.period * (m**k - 1.0) / (m - 1.0)
+
+    def _locate(self, t: Array, ops: Ops) -> tuple[Array, Array, Array, Array]:
+        """Cycle index, position in it, its length, and whether the cycles are used up."""
+        m, T0 = self.period_mult, self.period
+        if m == 1.0:
+            k, pos = ops.divmod(t, T0)
+            return k, pos, T0, pos < 0.0
+        x = ops.f(t)
+        arg = 1.0 - (x / T0) * (1.0 - m)
+        k = ops.maximum(ops.floor(ops.log(ops.maximum(arg, 1e-30)) / math.log(m)), 0.0)
+
+        def start(k: Array) -> Array:
+            return T0 * (ops.power(m, k) - 1.0) / (m - 1.0)
+
+        # the logarithm can land one cycle off at a boundary: correct both ways
+        k = ops.where(x < start(k), ops.maximum(k - 1.0, 0.0), k)
+        k = ops.where(x >= start(k + 1.0), k + 1.0, k)
+        exhausted = arg <= 0.0
+        return k, x - start(k), T0 * ops.power(m, k), exhausted
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        k, pos, length, exhausted = self._locate(t, ops)
+        frac = ops.clip(pos / length, 0.0, 1.0)
+        level = 0.5 + 0.5 * ops.cos(frac * math.pi)
+        if self.decay != 1.0:
+            level = level * ops.power(self.decay, k)
+        if self.cycles is not None:
+            level = ops.where(k >= self.cycles, 0.0 * level, level)
+        if self.period_mult < 1.0:
+            level = ops.where(exhausted, 0.0 * level, level)
+        return level
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self.min_lr + (self.max_lr - self.min_lr) * self._level(t, ops)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.min_lr, self.max_lr)
+
+    @property
+    def horizon(self) -> int | None:
+        if self.cycles is not None:
+            return math.ceil(self._start(self.cycles) - 1e-9)
+        if self.period_mult < 1.0:
+            return math.ceil(self.period / (1.0 - self.period_mult))
+        return None
+
+    def cycle_starts(self, until: int) -> list[float]:
+        out: list[float] = []
+        k = 0
+        limit = self.cycles if self.cycles is not None else 10_000
+        while k <= limit and len(out) < 10_000:
+            s = self._start(k)
+            if s >= until or (k > 0 and s - out[-1] < 1.0):
+                break
+            out.append(s)
+            k += 1
+        return out
+
+
+@dataclass(frozen=True, repr=False)
+class OneCycle(Schedule):
+    r"""The one-cycle policy (Smith & Topin, `arXiv:1708.07120 <https://arxiv.org/abs/1708.07120>`_).
+
+    Same numbers as torch ``OneCycleLR``. The default is fastai's two phases: from
+    ``max_lr/div_factor`` up to ``max_lr`` over the first ``pct_start`` of ``total_steps``, then
+    down to ``max_lr/div_factor/final_div_factor``. ``three_phase=True`` is the paper's version:
+    up, symmetric down to the start, then a short final annihilation. Phase boundaries sit at
+    ``pct_start*total_steps - 1`` (and ``2*pct_start*total_steps - 2``) exactly as in torch.
+    After ``total_steps`` the final value holds (torch raises).
+    """
+
+    name = "one_cycle"
+    constraints = {
+        "max_lr": _LR,
+        "total_steps": [IntRange(2)],
+        "pct_start": [NumberRange(0.0, 1.0, closed="neither")],
+        "div_factor": [NumberRange(1.0)],
+        "final_div_factor": [NumberRange(1.0)],
+        "anneal": [OneOf(("cos", "linear"))],
+        "three_phase": [Bool()],
+    }
+
+    max_lr: float
+    total_steps: int
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal: str = "cos"
+    three_phase: bool = False
+
+    def _check(self) -> None:
+        b1 = self.pct_start * self.total_steps - 1
+        if b1 <= 0:
+            raise self._invalid(
+                "pct_start",
+                self.pct_start,
+                f"large enough that pct_start * total_steps > 1 (total_steps={self.total_steps}), "
+                "so the warm-up phase has at least one step",
+            )
+        if self.three_phase and not self.total_steps - 1 > 2 * b1:
+            raise self._invalid(
+                "pct_start",
+                self.pct_start,
+                f"small enough for three phases: 2 * pct_start * total_steps - 2 < total_steps - 1 "
+                f"(total_steps={self.total_steps})",
+            )
+
+    @property
+    def initial_lr(self) -> float:
+        return self.max_lr / self.div_factor
+
+    @property
+    def min_lr(self) -> float:
+        return self.initial_lr / self.final_div_factor
+
+    def _phases(self) -> list[tuple[float, float, float, float, float]]:
+        """``(end_step, start_lr, end_lr, start_level, end_level)`` per phase, as torch."""
+        T, p = self.total_steps, self.pct_start
+        lo, hi, init = self.min_lr, self.max_lr, self.initial_lr
+        if self.three_phase:
+            return [
+                (p * T - 1, init, hi, 0.0, 1.0),
+                (2 * p * T - 2, hi, init, 1.0, 0.0),
+                (T - 1.0, init, lo, 0.0, 0.0),
+            ]
+        return [(p * T - 1, init, hi, 0.0, 1.0), (T - 1.0, hi, lo, 1.0, 0.0)]
+
+    def _anneal(self, ops: Ops, start: float, end: float, pct: Array) -> Array:
+        if self.anneal == "cos":
+            return end + (start - end) / 2.0 * (ops.cos(pct * math.pi) + 1.0)
+        return (end - start) * pct + start
+
+    def _piecewise(self, t: Array, ops: Ops, level: bool) -> Array:
+        x = ops.minimum(ops.f(t), self.total_steps - 1.0)  # hold the final value
+        phases = self._phases()
+        starts = [0.0] + [ph[0] for ph in phases[:-1]]
+        out = None
+        for (end, a, b, la, lb), start in reversed(list(zip(phases, starts))):
+            pct = ops.clip((x - start) / (end - start), 0.0, 1.0)
+            seg = self._anneal(ops, la, lb, pct) if level else self._anneal(ops, a, b, pct)
+            out = seg if out is None else ops.where(x <= end, seg, out)
+        return out
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self._piecewise(t, ops, level=False)
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        return self._piecewise(t, ops, level=True)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.min_lr, self.max_lr)
+
+    @property
+    def horizon(self) -> int | None:
+        return self.total_steps
+
+    def cycle_starts(self, until: int) -> list[float]:
+        return [s for s in [0.0] + [ph[0] for ph in self._phases()[:-1]] if s < until]

@@ -1,0 +1,218 @@
+"""PyTorch adapter: any cyclr schedule as a ``torch.optim.lr_scheduler.LRScheduler``.
+
+>>> import torch, cyclr, cyclr.torch
+>>> opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.9)
+>>> sched = cyclr.torch.Scheduler(opt, cyclr.one_cycle(0.1, total_steps=100), momentum=(0.85, 0.95))
+>>> opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]
+(0.004000000000000001, 0.95)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._lazy import require
+from ._validation import InvalidParameterError
+from .schedules import Schedule, from_config
+
+torch = require("torch", "torch", "cyclr.torch")
+from torch.optim import Optimizer  # noqa: E402
+from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
+
+__all__ = ["Scheduler", "MOMENTUM_SLOTS"]
+
+#: Where a param group keeps its momentum: SGD/RMSprop ``momentum``, Adam family ``betas[0]``.
+MOMENTUM_SLOTS = ("momentum", "betas", "beta1")
+PAST_END = ("warn", "hold", "raise")
+ScheduleLike = Schedule | Mapping[str, Any]
+
+
+def _schedules(value: Any, n: int, param: str) -> list[Schedule]:
+    """One schedule per param group, from a schedule, a config dict, or a list of either."""
+    if isinstance(value, (Schedule, Mapping)):
+        return [from_config(value)] * n
+    if isinstance(value, Sequence) and not isinstance(value, str) and value:
+        if len(value) != n:
+            raise InvalidParameterError(
+                "Scheduler", param, f"<{len(value)} schedules>", f"one schedule, or one per param group ({n})"
+            )
+        return [from_config(v) for v in value]
+    raise InvalidParameterError("Scheduler", param, value, "a cyclr schedule, a config dict, or a list of them")
+
+
+class Scheduler(LRScheduler):
+    """Drive an optimizer's learning rate (and momentum) by cyclr schedules, one value per update.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer``.
+        lr: a schedule or config dict for every param group, or a list with one per group.
+        momentum: ``None`` (leave momentum alone); ``(low, high)`` to cycle momentum opposite to
+            the LR (torch ``OneCycleLR``/``CyclicLR`` numbers); or a schedule, dict or list of them
+            giving the momentum values directly.
+        scale: ``'ratio'`` (default) keeps each group's ratio to the largest group LR, so
+            discriminative learning rates survive; ``'none'`` gives every group the schedule's
+            values; or a list of one multiplier per group.
+        momentum_slot: ``'momentum'``, ``'betas'`` (Adam's ``betas[0]``) or ``'beta1'``; found
+            from the param groups when ``None``.
+        past_end: after a finite schedule's last step: ``'warn'`` once and hold the final value
+            (default), ``'hold'`` silently, or ``'raise'``.
+        last_epoch: as in torch; ``-1`` starts at step 0.
+
+    ``lr`` and ``betas`` given as 0-d tensors are updated in place (``fill_``), so a
+    ``torch.compile``-d optimizer step is compiled once, however the values cycle.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr: ScheduleLike | Sequence[ScheduleLike],
+        momentum: tuple[float, float] | ScheduleLike | Sequence[ScheduleLike] | None = None,
+        *,
+        scale: str | Sequence[float] = "ratio",
+        momentum_slot: str | None = None,
+        past_end: str = "warn",
+        last_epoch: int = -1,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"Scheduler needs a torch.optim.Optimizer; got {type(optimizer).__name__}.")
+        groups = optimizer.param_groups
+        self.lr_schedules = _schedules(lr, len(groups), "lr")
+        self.momentum_schedules = self._momentum_schedules(momentum, len(groups))
+        self.scales = self._scales(scale, groups)
+        self.momentum_slots = [self._slot(g, i, momentum_slot, optimizer) for i, g in enumerate(groups)] if (
+            self.momentum_schedules
+        ) else []
+        if past_end not in PAST_END:
+            raise InvalidParameterError("Scheduler", "past_end", past_end, "one of " + ", ".join(map(repr, PAST_END)))
+        self.past_end = past_end
+        self._warned_past_end = False
+        super().__init__(optimizer, last_epoch)
+
+    # ------------------------------------------------------------------ set-up
+    def _momentum_schedules(self, momentum: Any, n: int) -> list[Schedule]:
+        if momentum is None:
+            return []
+        if isinstance(momentum, tuple) and len(momentum) == 2 and all(isinstance(v, (int, float)) for v in momentum):
+            low, high = (float(v) for v in momentum)
+            if not 0.0 <= low <= high < 1.0:
+                raise InvalidParameterError("Scheduler", "momentum", momentum, "(low, high) with 0 <= low <= high < 1")
+            return [s.mirror(low, high) for s in self.lr_schedules]
+        out = _schedules(momentum, n, "momentum")
+        for s in out:
+            lo, hi = s.bounds
+            if not 0.0 <= lo <= hi < 1.0:
+                raise InvalidParameterError(
+                    "Scheduler", "momentum", s.to_config(), f"a schedule with values in [0, 1) (its range is [{lo}, {hi}])"
+                )
+        return out
+
+    @staticmethod
+    def _scales(scale: str | Sequence[float], groups: list[dict[str, Any]]) -> list[float]:
+        n = len(groups)
+        if isinstance(scale, str):
+            if scale == "none":
+                return [1.0] * n
+            if scale != "ratio":
+                raise InvalidParameterError("Scheduler", "scale", scale, "'ratio', 'none' or a list of multipliers")
+            lrs = [float(g.get("initial_lr", g["lr"])) for g in groups]
+            top = max(lrs)
+            return [v / top if top > 0 else 1.0 for v in lrs]
+        values = [float(v) for v in scale]
+        if len(values) != n or not all(math.isfinite(v) and v >= 0 for v in values):
+            raise InvalidParameterError("Scheduler", "scale", list(scale), f"{n} finite multipliers >= 0")
+        return values
+
+    @staticmethod
+    def _slot(group: dict[str, Any], i: int, slot: str | None, optimizer: Optimizer) -> str:
+        if slot is not None:
+            if slot not in MOMENTUM_SLOTS:
+                raise InvalidParameterError("Scheduler", "momentum_slot", slot, "one of " + ", ".join(MOMENTUM_SLOTS))
+            if slot not in group:
+                raise ValueError(f"Scheduler: param group {i} of {type(optimizer).__name__} has no {slot!r} entry.")
+            return slot
+        for candidate in ("betas", "momentum", "beta1"):
+            if candidate in group:
+                return candidate
+        keys = ", ".join(sorted(k for k in group if k != "params"))
+        raise ValueError(
+            f"Scheduler: momentum was given, but {type(optimizer).__name__} param group {i} has no momentum "
+            f"slot ('momentum', 'betas' or 'beta1'; it has: {keys}). Pass momentum=None, or momentum_slot= "
+            "naming the entry to drive."
+        )
+
+    # ------------------------------------------------------------------ stepping
+    def _check_end(self, t: int) -> None:
+        ends = [h for h in (s.horizon for s in self.lr_schedules) if h is not None]
+        if not ends or t < max(ends):
+            return
+        msg = (
+            f"cyclr Scheduler stepped to step {t}, past the end of its schedule ({max(ends)} steps); "
+            "holding the final value."
+        )
+        if self.past_end == "raise":
+            raise RuntimeError(msg.replace("; holding the final value.", "."))
+        if self.past_end == "warn" and not self._warned_past_end:
+            self._warned_past_end = True
+            warnings.warn(msg, UserWarning, stacklevel=6)
+
+    def get_lr(self) -> list[float | torch.Tensor]:  # type: ignore[override]
+        t = max(self.last_epoch, 0)
+        self._check_end(t)
+        return [k * s(t) for k, s in zip(self.scales, self.lr_schedules)]
+
+    def get_last_momentum(self) -> list[float]:
+        """The momentum (or beta1) values in use, one per param group (empty if not driven)."""
+        t = max(self.last_epoch, 0)
+        return [s(t) for s in self.momentum_schedules]
+
+    def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
+        super().step(epoch)
+        self._write_momentum()
+
+    def _write_momentum(self) -> None:
+        for group, slot, value in zip(self.optimizer.param_groups, self.momentum_slots, self.get_last_momentum()):
+            if slot == "betas":
+                betas = group["betas"]
+                if isinstance(betas[0], torch.Tensor):
+                    betas[0].fill_(value)
+                else:
+                    group["betas"] = (value, *betas[1:])
+            elif isinstance(group[slot], torch.Tensor):
+                group[slot].fill_(value)
+            else:
+                group[slot] = value
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data only (configs, the step, multipliers): loads with ``weights_only=True``."""
+        return {
+            "last_epoch": self.last_epoch,
+            "_step_count": self._step_count,
+            "lr": [s.to_config() for s in self.lr_schedules],
+            "momentum": [s.to_config() for s in self.momentum_schedules],
+            "scales": list(self.scales),
+            "momentum_slots": list(self.momentum_slots),
+            "past_end": self.past_end,
+            "warned_past_end": self._warned_past_end,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the schedules and the step, and write their values into the optimizer."""
+        self.lr_schedules = [from_config(c) for c in state_dict["lr"]]
+        self.momentum_schedules = [from_config(c) for c in state_dict["momentum"]]
+        self.scales = [float(v) for v in state_dict["scales"]]
+        self.momentum_slots = list(state_dict["momentum_slots"])
+        self.past_end = state_dict["past_end"]
+        self._warned_past_end = bool(state_dict["warned_past_end"])
+        self.last_epoch = int(state_dict["last_epoch"])
+        self._step_count = int(state_dict["_step_count"])
+        for group, value in zip(self.optimizer.param_groups, self.get_lr()):
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(value)
+            else:
+                group["lr"] = value
+        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+        self._write_momentum()
