@@ -116,6 +116,12 @@ class PythonOps(Ops):
     def f(self, t: Array) -> Array:
         return float(t)
 
+    def divmod(self, t: Array, period: float) -> tuple[Array, Array]:
+        if isinstance(t, int) and float(period).is_integer():
+            q, r = divmod(t, int(period))  # exact for any int
+            return float(q), float(r)
+        return super().divmod(t, period)
+
     def is_int(self, t: Array) -> bool:
         return isinstance(t, int)
 

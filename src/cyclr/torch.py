@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._lazy import require
+from ._ops import get_ops
 from ._validation import InvalidParameterError
-from .schedules import Schedule, from_config
+from .schedules import Mirror, Schedule, from_config
 
 torch = require("torch", "torch", "cyclr.torch")
 from torch.optim import Optimizer  # noqa: E402
@@ -28,6 +29,7 @@ __all__ = ["Scheduler", "MOMENTUM_SLOTS"]
 MOMENTUM_SLOTS = ("momentum", "betas", "beta1")
 PAST_END = ("warn", "hold", "raise")
 ScheduleLike = Schedule | Mapping[str, Any]
+_PY = get_ops("python")
 
 
 def _schedules(value: Any, n: int, param: str) -> list[Schedule]:
@@ -41,6 +43,29 @@ def _schedules(value: Any, n: int, param: str) -> list[Schedule]:
             )
         return [from_config(v) for v in value]
     raise InvalidParameterError("Scheduler", param, value, "a cyclr schedule, a config dict, or a list of them")
+
+
+def _evaluator(lr: Schedule, momentum: Schedule | None) -> Callable[[int], tuple[float, float]]:
+    """``t -> (lr, momentum)`` for one group's pair of schedules."""
+    if momentum is None:
+        value = lr._value
+        return lambda t: (float(value(t, _PY)), 0.0)
+    if isinstance(momentum, Mirror) and momentum.schedule == lr:
+        both, high, span = lr.value_and_level, momentum.high, momentum.high - momentum.low
+
+        def mirrored(t: int) -> tuple[float, float]:
+            v, level = both(t)
+            return float(v), high - span * float(level)
+
+        return mirrored
+    lr_value, m_value = lr._value, momentum._value
+    return lambda t: (float(lr_value(t, _PY)), float(m_value(t, _PY)))
+
+
+def _from_configs(configs: list[dict[str, Any]]) -> list[Schedule]:
+    """Schedules from configs; equal configs share one object (evaluated once per step)."""
+    built: dict[str, Schedule] = {}
+    return [built.setdefault(repr(c), from_config(c)) for c in configs]
 
 
 class Scheduler(LRScheduler):
@@ -89,6 +114,7 @@ class Scheduler(LRScheduler):
             raise InvalidParameterError("Scheduler", "past_end", past_end, "one of " + ", ".join(map(repr, PAST_END)))
         self.past_end = past_end
         self._warned_past_end = False
+        self._prepare()
         super().__init__(optimizer, last_epoch)
 
     # ------------------------------------------------------------------ set-up
@@ -99,7 +125,8 @@ class Scheduler(LRScheduler):
             low, high = (float(v) for v in momentum)
             if not 0.0 <= low <= high < 1.0:
                 raise InvalidParameterError("Scheduler", "momentum", momentum, "(low, high) with 0 <= low <= high < 1")
-            return [s.mirror(low, high) for s in self.lr_schedules]
+            mirrors: dict[int, Schedule] = {}
+            return [mirrors.setdefault(id(s), s.mirror(low, high)) for s in self.lr_schedules]
         out = _schedules(momentum, n, "momentum")
         for s in out:
             lo, hi = s.bounds
@@ -144,14 +171,34 @@ class Scheduler(LRScheduler):
         )
 
     # ------------------------------------------------------------------ stepping
-    def _check_end(self, t: int) -> None:
+    def _prepare(self) -> None:
+        """Per-step constants: where the schedules end, and an evaluation plan in which every
+        distinct (LR, momentum) pair is computed once per step, sharing one level evaluation
+        when the momentum mirrors its group's LR schedule."""
         ends = [h for h in (s.horizon for s in self.lr_schedules) if h is not None]
-        if not ends or t < max(ends):
+        self._end = max(ends) if len(ends) == len(self.lr_schedules) else None
+        momentum: list[Schedule | None] = list(self.momentum_schedules) or [None] * len(self.lr_schedules)
+        index: dict[tuple[int, int], int] = {}
+        self._evaluators: list[Callable[[int], tuple[float, float]]] = []
+        self._plan: list[int] = []
+        for s, m in zip(self.lr_schedules, momentum):
+            key = (id(s), id(m))
+            if key not in index:
+                index[key] = len(self._evaluators)
+                self._evaluators.append(_evaluator(s, m))
+            self._plan.append(index[key])
+        self._momentum_values: list[float] = []
+
+    def _values(self, t: int) -> tuple[list[float], list[float]]:
+        """LR and momentum per group at step ``t``."""
+        results = [f(t) for f in self._evaluators]
+        lrs = [k * results[j][0] for k, j in zip(self.scales, self._plan)]
+        return lrs, ([results[j][1] for j in self._plan] if self.momentum_schedules else [])
+
+    def _check_end(self, t: int) -> None:
+        if self._end is None or t < self._end:
             return
-        msg = (
-            f"cyclr Scheduler stepped to step {t}, past the end of its schedule ({max(ends)} steps); "
-            "holding the final value."
-        )
+        msg = f"cyclr Scheduler stepped to step {t}, past the end of its schedule ({self._end} steps); holding the final value."
         if self.past_end == "raise":
             raise RuntimeError(msg.replace("; holding the final value.", "."))
         if self.past_end == "warn" and not self._warned_past_end:
@@ -161,19 +208,19 @@ class Scheduler(LRScheduler):
     def get_lr(self) -> list[float | torch.Tensor]:  # type: ignore[override]
         t = max(self.last_epoch, 0)
         self._check_end(t)
-        return [k * s(t) for k, s in zip(self.scales, self.lr_schedules)]
+        lrs, self._momentum_values = self._values(t)
+        return lrs
 
     def get_last_momentum(self) -> list[float]:
         """The momentum (or beta1) values in use, one per param group (empty if not driven)."""
-        t = max(self.last_epoch, 0)
-        return [s(t) for s in self.momentum_schedules]
+        return list(self._momentum_values)
 
     def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
         super().step(epoch)
         self._write_momentum()
 
     def _write_momentum(self) -> None:
-        for group, slot, value in zip(self.optimizer.param_groups, self.momentum_slots, self.get_last_momentum()):
+        for group, slot, value in zip(self.optimizer.param_groups, self.momentum_slots, self._momentum_values):
             if slot == "betas":
                 betas = group["betas"]
                 if isinstance(betas[0], torch.Tensor):
@@ -201,15 +248,17 @@ class Scheduler(LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the schedules and the step, and write their values into the optimizer."""
-        self.lr_schedules = [from_config(c) for c in state_dict["lr"]]
-        self.momentum_schedules = [from_config(c) for c in state_dict["momentum"]]
+        self.lr_schedules = _from_configs(state_dict["lr"])
+        self.momentum_schedules = _from_configs(state_dict["momentum"])
         self.scales = [float(v) for v in state_dict["scales"]]
         self.momentum_slots = list(state_dict["momentum_slots"])
         self.past_end = state_dict["past_end"]
+        self._prepare()
         self._warned_past_end = bool(state_dict["warned_past_end"])
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict["_step_count"])
-        for group, value in zip(self.optimizer.param_groups, self.get_lr()):
+        lrs, self._momentum_values = self._values(max(self.last_epoch, 0))
+        for group, value in zip(self.optimizer.param_groups, lrs):
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(value)
             else:

@@ -86,6 +86,19 @@ class Schedule:
             return ops.full_like(t, 0.0)
         return ops.clip((self._value(t, ops) - lo) / (hi - lo), 0.0, 1.0)
 
+    #: True where ``value == low + (high - low) * level`` with ``(low, high) = bounds``, so one
+    #: level evaluation gives both the LR and its mirrored momentum (:meth:`value_and_level`).
+    affine: ClassVar[bool] = False
+
+    def value_and_level(self, step: int) -> tuple[float, float]:
+        """``(self(step), self.level(step))`` for a Python int step, sharing work when affine."""
+        ops = _resolve(step, "python")
+        if self.affine:
+            lo, hi = self.bounds
+            level = self._level(step, ops)
+            return lo + (hi - lo) * level, level
+        return self._value(step, ops), self._level(step, ops)
+
     @property
     def bounds(self) -> tuple[float, float]:
         """``(lowest, highest)`` value the schedule can take."""

@@ -44,6 +44,7 @@ class Cosine(Schedule):
     """
 
     name = "cosine"
+    affine = True
     constraints = {"max_lr": _LR, "total_steps": _STEPS, "min_lr": _LR}
 
     max_lr: float
@@ -150,6 +151,7 @@ class Polynomial(Schedule):
     (``end_lr=0``) and the decay part of transformers' polynomial schedule."""
 
     name = "polynomial"
+    affine = True
     constraints = {
         "lr": _LR,
         "total_steps": _STEPS,
@@ -222,6 +224,7 @@ class WSD(Schedule):
     """
 
     name = "wsd"
+    affine = True
     constraints = {
         "max_lr": _LR,
         "warmup_steps": [IntRange(0)],

@@ -8,7 +8,7 @@ from functools import cached_property
 
 from .._ops import Array, Ops
 from .._validation import Bool, IntRange, NumberRange, OneOf, Optional
-from ._base import Schedule
+from ._base import Schedule, _resolve
 
 __all__ = ["Cyclic", "Triangular", "Triangular2", "ExpRange", "SGDR", "OneCycle"]
 
@@ -52,6 +52,7 @@ class Cyclic(Schedule):
     """
 
     name = "cyclic"
+    affine = True
     constraints = {
         "base_lr": _LR,
         "max_lr": _LR,
@@ -123,6 +124,9 @@ class _Alias(Schedule):
     @cached_property
     def _inner(self) -> Schedule:
         return self._build()
+
+    def value_and_level(self, step: int) -> tuple[float, float]:
+        return self._inner.value_and_level(step)
 
     def _value(self, t: Array, ops: Ops) -> Array:
         return self._inner._value(t, ops)
@@ -212,6 +216,7 @@ class SGDR(Schedule):
     """
 
     name = "sgdr"
+    affine = True
     constraints = {
         "max_lr": _LR,
         "period": _POSITIVE,
@@ -351,6 +356,13 @@ class OneCycle(Schedule):
     def min_lr(self) -> float:
         return self.initial_lr / self.final_div_factor
 
+    @cached_property
+    def _table(self) -> list[tuple[float, float, float, float, float, float]]:
+        """``(start, end, start_lr, end_lr, start_level, end_level)``, last phase first."""
+        phases = self._phases()
+        starts = [0.0] + [ph[0] for ph in phases[:-1]]
+        return [(st, *ph) for ph, st in zip(phases, starts)][::-1]
+
     def _phases(self) -> list[tuple[float, float, float, float, float]]:
         """``(end_step, start_lr, end_lr, start_level, end_level)`` per phase, as torch."""
         T, p = self.total_steps, self.pct_start
@@ -363,27 +375,36 @@ class OneCycle(Schedule):
             ]
         return [(p * T - 1, init, hi, 0.0, 1.0), (T - 1.0, hi, lo, 1.0, 0.0)]
 
-    def _anneal(self, ops: Ops, start: float, end: float, pct: Array) -> Array:
+    def _weight(self, ops: Ops, pct: Array) -> Array:
+        """Share of a phase's start value still in effect: 1 at its start, 0 at its end (torch's
+        ``_annealing_cos``/``_annealing_linear`` written as ``end + (start - end) * weight``)."""
         if self.anneal == "cos":
-            return end + (start - end) / 2.0 * (ops.cos(pct * math.pi) + 1.0)
-        return (end - start) * pct + start
+            return (ops.cos(pct * math.pi) + 1.0) / 2.0
+        return 1.0 - pct
 
-    def _piecewise(self, t: Array, ops: Ops, level: bool) -> Array:
+    def _piecewise(self, t: Array, ops: Ops) -> tuple[Array, Array]:
+        """Value and level together: one pass over the phases (last phase first)."""
         x = ops.minimum(ops.f(t), self.total_steps - 1.0)  # hold the final value
-        phases = self._phases()
-        starts = [0.0] + [ph[0] for ph in phases[:-1]]
-        out = None
-        for (end, a, b, la, lb), start in reversed(list(zip(phases, starts))):
-            pct = ops.clip((x - start) / (end - start), 0.0, 1.0)
-            seg = self._anneal(ops, la, lb, pct) if level else self._anneal(ops, a, b, pct)
-            out = seg if out is None else ops.where(x <= end, seg, out)
-        return out
+        value = level = None
+        for start, end, a, b, la, lb in self._table:
+            w = self._weight(ops, ops.clip((x - start) / (end - start), 0.0, 1.0))
+            v, lv = b + (a - b) * w, lb + (la - lb) * w
+            if value is None:
+                value, level = v, lv
+            else:
+                inside = x <= end
+                value, level = ops.where(inside, v, value), ops.where(inside, lv, level)
+        return value, level
 
     def _value(self, t: Array, ops: Ops) -> Array:
-        return self._piecewise(t, ops, level=False)
+        return self._piecewise(t, ops)[0]
 
     def _level(self, t: Array, ops: Ops) -> Array:
-        return self._piecewise(t, ops, level=True)
+        return self._piecewise(t, ops)[1]
+
+    def value_and_level(self, step: int) -> tuple[float, float]:
+        value, level = self._piecewise(step, _resolve(step, "python"))
+        return float(value), float(level)
 
     @property
     def bounds(self) -> tuple[float, float]:

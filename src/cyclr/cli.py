@@ -1,0 +1,215 @@
+"""The ``cyclr`` command line: draw, print and list schedules.
+
+``cyclr`` with no arguments draws the gallery of every schedule family (the seed's default
+cyclical schedule first) into ``cyclr-gallery.png`` and prints a summary table.
+
+A SPEC is a config file (.json/.yaml), inline JSON (``'{"name": "cosine", ...}'``) or the short
+form ``name:key=value,...`` (``triangular:base_lr=1e-4,max_lr=0.01,step_size=200``). Specs are
+parsed as data; nothing is evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import MISSING, fields
+from typing import Any
+
+try:
+    import click
+    from rich.console import Console
+    from rich.table import Table
+except ImportError:  # pragma: no cover - exercised by the friendly error below
+    click = None  # type: ignore[assignment]
+
+
+def _missing_cli() -> None:
+    sys.stderr.write(
+        "The cyclr command line needs its extra dependencies (click, rich, matplotlib).\n"
+        "Install them with: pip install 'cyclr[cli]'\n"
+    )
+    raise SystemExit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``cyclr`` command."""
+    if click is None:
+        _missing_cli()
+    cli.main(args=list(argv) if argv is not None else None, prog_name="cyclr")
+
+
+def _console() -> Console:
+    """Rich console; wide enough for the tables when output is not a terminal."""
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _parse_momentum(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        low, high = (float(x) for x in value.split(","))
+    except ValueError as err:
+        raise click.BadParameter(f"expected LOW,HIGH such as 0.85,0.95; got {value!r}") from err
+    if not 0.0 <= low <= high < 1.0:
+        raise click.BadParameter(f"momentum needs 0 <= LOW <= HIGH < 1; got {value!r}")
+    return (low, high)
+
+
+def _load(specs: Sequence[str]) -> list[Any]:
+    from .schedules import load_config
+
+    out = []
+    for spec in specs:
+        try:
+            out.append(load_config(spec))
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            raise click.BadParameter(str(err), param_hint=f"SPEC {spec!r}") from err
+    return out
+
+
+if click is not None:
+
+    @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(package_name="cyclr")
+    @click.pass_context
+    def cli(ctx: click.Context) -> None:
+        """cyclr: cyclical learning rates for PyTorch, Keras 3 and JAX.
+
+        With no command, draws every schedule family into cyclr-gallery.png and prints a
+        summary table (same as `cyclr gallery`).
+        """
+        if ctx.invoked_subcommand is None:
+            ctx.invoke(gallery)
+
+    @cli.command()
+    @click.option("-o", "--output", default="cyclr-gallery.png", show_default=True, help="PNG file to write.")
+    def gallery(output: str) -> None:
+        """Draw every schedule family (the seed's default first) and print a summary table."""
+        from .plot import gallery_entries, plot_gallery, summarize
+
+        console = _console()
+        entries = gallery_entries()
+        with console.status("drawing the gallery..."):
+            plot_gallery(output, entries)
+        table = Table(title="cyclr schedule families", title_justify="left", header_style="bold")
+        for col in ("panel", "schedule", "steps", "first", "peak (step)", "min", "last", "mean", "cycles"):
+            table.add_column(col, justify="right" if col not in ("panel", "schedule") else "left", no_wrap=True)
+        for e in entries:
+            r = summarize(e.schedule, e.steps, e.momentum)
+            table.add_row(
+                e.title,
+                r["name"],
+                str(r["steps"]),
+                _fmt(r["first"]),
+                f"{_fmt(r['peak'])} ({r['peak_step']})",
+                _fmt(r["min"]),
+                _fmt(r["last"]),
+                _fmt(r["mean"]),
+                str(r["cycles"]),
+            )
+        console.print(table)
+        console.print(f"[green]wrote[/green] {output}")
+
+    @cli.command()
+    @click.argument("specs", nargs=-1, required=True)
+    @click.option("--steps", type=click.IntRange(min=2), default=None, help="Steps to draw [default: to the end].")
+    @click.option("--momentum", is_flag=True, help="Also draw the mirrored momentum (0.85-0.95).")
+    @click.option("--momentum-range", default=None, metavar="LOW,HIGH", help="Momentum bounds [default: 0.85,0.95].")
+    @click.option("--log", is_flag=True, help="Logarithmic learning-rate axis.")
+    @click.option("--title", default=None, help="Figure title.")
+    @click.option("-o", "--output", default="cyclr-schedule.png", show_default=True, help="PNG file to write.")
+    def plot(
+        specs: tuple[str, ...],
+        steps: int | None,
+        momentum: bool,
+        momentum_range: str | None,
+        log: bool,
+        title: str | None,
+        output: str,
+    ) -> None:
+        """Draw one or several schedules on shared axes (cycle boundaries marked).
+
+        Example: cyclr plot 'one_cycle:max_lr=0.1,total_steps=1000' --momentum -o oc.png
+        """
+        from .plot import plot_schedules
+
+        schedules = _load(specs)
+        mom = _parse_momentum(momentum_range) or ((0.85, 0.95) if momentum else None)
+        plot_schedules(schedules, steps, output, momentum=mom, log=log, title=title)
+        _console().print(f"[green]wrote[/green] {output}")
+
+    @cli.command()
+    @click.argument("spec")
+    @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps to print [default: to the end].")
+    @click.option("--every", type=click.IntRange(min=1), default=None, help="Print every k-th step.")
+    @click.option("--momentum-range", default=None, metavar="LOW,HIGH", help="Also print mirrored momentum.")
+    @click.option(
+        "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+    )
+    def show(spec: str, steps: int | None, every: int | None, momentum_range: str | None, fmt: str) -> None:
+        """Print a schedule's values step by step (and its config)."""
+        import numpy as np
+
+        from .plot import default_steps
+
+        (schedule,) = _load([spec])
+        steps = steps or default_steps([schedule], fallback=100)
+        every = every or max(1, steps // 40)
+        t = np.arange(0, steps, every)
+        lr = np.asarray(schedule(t))
+        mom = _parse_momentum(momentum_range)
+        m = np.asarray(schedule.mirror(*mom)(t)) if mom else None
+        if fmt == "json":
+            rows = [{"step": int(a), "lr": float(b)} for a, b in zip(t, lr)]
+            if m is not None:
+                for row, v in zip(rows, m):
+                    row["momentum"] = float(v)
+            click.echo(json.dumps({"config": schedule.to_config(), "values": rows}, indent=2))
+            return
+        if fmt == "csv":
+            click.echo("step,lr" + (",momentum" if m is not None else ""))
+            for i, (a, b) in enumerate(zip(t, lr)):
+                click.echo(f"{a},{b!r}" + (f",{m[i]!r}" if m is not None else ""))
+            return
+        console = _console()
+        console.print(json.dumps(schedule.to_config()), highlight=False, soft_wrap=True)
+        table = Table(header_style="bold")
+        table.add_column("step", justify="right")
+        table.add_column("lr", justify="right")
+        if m is not None:
+            table.add_column("momentum", justify="right")
+        for i, (a, b) in enumerate(zip(t, lr)):
+            table.add_row(str(a), f"{b:.6g}", *([f"{m[i]:.4f}"] if m is not None else []))
+        console.print(table)
+
+    @cli.command(name="list")
+    def list_schedules() -> None:
+        """List every schedule with its parameters and defaults."""
+        from .schedules import REGISTRY
+
+        table = Table(title="cyclr schedules", title_justify="left", header_style="bold")
+        table.add_column("name")
+        table.add_column("parameters (defaults)")
+        table.add_column("summary")
+        for name in sorted(REGISTRY):
+            cls = REGISTRY[name]
+            params = ", ".join(
+                f.name if f.default is MISSING else f"{f.name}={f.default!r}"
+                for f in fields(cls)  # type: ignore[arg-type]
+            )
+            doc = (cls.__doc__ or "").strip().splitlines()[0]
+            table.add_row(name, params, doc)
+        _console().print(table)
+
+else:  # pragma: no cover
+    cli = None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
