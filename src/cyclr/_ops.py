@@ -20,7 +20,7 @@ import numpy as np
 
 Array = Any  # a Python float, numpy array, torch tensor or jax array
 
-__all__ = ["Array", "Ops", "PythonOps", "NumpyOps", "namespace_for", "get_ops"]
+__all__ = ["Array", "NumpyOps", "Ops", "PythonOps", "get_ops", "namespace_for"]
 
 
 def _integral(x: float) -> bool:
@@ -318,7 +318,7 @@ class JaxOps(Ops):
 
     def f(self, t: Array) -> Array:
         jnp = self.jnp
-        dtype = jnp.float64 if self.jax.config.jax_enable_x64 else jnp.float32
+        dtype = jnp.float64 if self.jax.config.read("jax_enable_x64") else jnp.float32  # type: ignore[no-untyped-call]
         return jnp.asarray(t, dtype=dtype)
 
     def is_int(self, t: Array) -> bool:
@@ -394,6 +394,5 @@ def namespace_for(step: Any) -> Ops:
     if jax is not None and isinstance(step, jax.Array):
         return get_ops("jax")
     raise TypeError(
-        "step must be an int, a float, a NumPy array, a torch tensor or a JAX array; "
-        f"got {type(step).__name__}."
+        f"step must be an int, a float, a NumPy array, a torch tensor or a JAX array; got {type(step).__name__}."
     )

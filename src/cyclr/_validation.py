@@ -11,6 +11,7 @@ schedule is covered by declaring its constraints.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,14 +21,14 @@ from typing import Any
 __all__ = [
     "Bool",
     "Constraint",
-    "InvalidParameterError",
+    "IntList",
     "IntRange",
+    "InvalidParameterError",
     "NumberRange",
     "OneOf",
     "Optional",
-    "IntList",
-    "ScheduleRef",
     "ScheduleList",
+    "ScheduleRef",
     "check",
 ]
 
@@ -118,7 +119,8 @@ class IntRange(Constraint):
     def is_satisfied_by(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, Integral):
             return False
-        return value >= self.low and (self.high is None or value <= self.high)
+        v = int(value)
+        return v >= self.low and (self.high is None or v <= self.high)
 
     def describe(self) -> str:
         if self.high is None:
@@ -187,8 +189,8 @@ class IntList(Constraint):
     def is_satisfied_by(self, value: Any) -> bool:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
             return False
-        ints = all(isinstance(v, Integral) and not isinstance(v, bool) and v >= self.low for v in value)
-        return ints and all(a <= b for a, b in zip(value, value[1:]))
+        ints = all(isinstance(v, Integral) and not isinstance(v, bool) and int(v) >= self.low for v in value)
+        return ints and all(a <= b for a, b in itertools.pairwise(value))
 
     def describe(self) -> str:
         return f"a non-empty, non-decreasing list of integers >= {self.low}"

@@ -149,9 +149,7 @@ if click is not None:
     @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps to print [default: to the end].")
     @click.option("--every", type=click.IntRange(min=1), default=None, help="Print every k-th step.")
     @click.option("--momentum-range", default=None, metavar="LOW,HIGH", help="Also print mirrored momentum.")
-    @click.option(
-        "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-    )
+    @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
     def show(spec: str, steps: int | None, every: int | None, momentum_range: str | None, fmt: str) -> None:
         """Print a schedule's values step by step (and its config)."""
         import numpy as np
@@ -175,7 +173,7 @@ if click is not None:
         if fmt == "csv":
             click.echo("step,lr" + (",momentum" if m is not None else ""))
             for i, (a, b) in enumerate(zip(t, lr)):
-                click.echo(f"{a},{b!r}" + (f",{m[i]!r}" if m is not None else ""))
+                click.echo(f"{int(a)},{float(b)!r}" + (f",{float(m[i])!r}" if m is not None else ""))
             return
         console = _console()
         console.print(json.dumps(schedule.to_config()), highlight=False, soft_wrap=True)

@@ -31,7 +31,7 @@ from .schedules import (
     from_config,
 )
 
-__all__ = ["PALETTE", "GalleryEntry", "gallery_entries", "plot_schedules", "plot_gallery", "summarize", "default_steps"]
+__all__ = ["PALETTE", "GalleryEntry", "default_steps", "gallery_entries", "plot_gallery", "plot_schedules", "summarize"]
 
 #: Colour-blind-safe palette (Okabe-Ito, reordered for contrast on white).
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]

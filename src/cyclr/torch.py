@@ -20,10 +20,11 @@ from ._validation import InvalidParameterError
 from .schedules import Mirror, Schedule, from_config
 
 torch = require("torch", "torch", "cyclr.torch")
+from torch import Tensor  # noqa: E402
 from torch.optim import Optimizer  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
-__all__ = ["Scheduler", "MOMENTUM_SLOTS"]
+__all__ = ["MOMENTUM_SLOTS", "Scheduler"]
 
 #: Where a param group keeps its momentum: SGD/RMSprop ``momentum``, Adam family ``betas[0]``.
 MOMENTUM_SLOTS = ("momentum", "betas", "beta1")
@@ -77,9 +78,10 @@ class Scheduler(LRScheduler):
         momentum: ``None`` (leave momentum alone); ``(low, high)`` to cycle momentum opposite to
             the LR (torch ``OneCycleLR``/``CyclicLR`` numbers); or a schedule, dict or list of them
             giving the momentum values directly.
-        scale: ``'ratio'`` (default) keeps each group's ratio to the largest group LR, so
-            discriminative learning rates survive; ``'none'`` gives every group the schedule's
-            values; or a list of one multiplier per group.
+        scale: ``'ratio'`` keeps each group's ratio to the largest group LR, so discriminative
+            learning rates survive one shared schedule; ``'none'`` gives every group its schedule's
+            values as they are; or a list of one multiplier per group. Default: ``'ratio'`` for one
+            shared schedule, ``'none'`` when ``lr`` gives one schedule per group.
         momentum_slot: ``'momentum'``, ``'betas'`` (Adam's ``betas[0]``) or ``'beta1'``; found
             from the param groups when ``None``.
         past_end: after a finite schedule's last step: ``'warn'`` once and hold the final value
@@ -96,7 +98,7 @@ class Scheduler(LRScheduler):
         lr: ScheduleLike | Sequence[ScheduleLike],
         momentum: tuple[float, float] | ScheduleLike | Sequence[ScheduleLike] | None = None,
         *,
-        scale: str | Sequence[float] = "ratio",
+        scale: str | Sequence[float] | None = None,
         momentum_slot: str | None = None,
         past_end: str = "warn",
         last_epoch: int = -1,
@@ -106,10 +108,14 @@ class Scheduler(LRScheduler):
         groups = optimizer.param_groups
         self.lr_schedules = _schedules(lr, len(groups), "lr")
         self.momentum_schedules = self._momentum_schedules(momentum, len(groups))
+        if scale is None:
+            scale = "ratio" if isinstance(lr, (Schedule, Mapping)) else "none"
         self.scales = self._scales(scale, groups)
-        self.momentum_slots = [self._slot(g, i, momentum_slot, optimizer) for i, g in enumerate(groups)] if (
-            self.momentum_schedules
-        ) else []
+        self.momentum_slots = (
+            [self._slot(g, i, momentum_slot, optimizer) for i, g in enumerate(groups)]
+            if (self.momentum_schedules)
+            else []
+        )
         if past_end not in PAST_END:
             raise InvalidParameterError("Scheduler", "past_end", past_end, "one of " + ", ".join(map(repr, PAST_END)))
         self.past_end = past_end
@@ -131,9 +137,8 @@ class Scheduler(LRScheduler):
         for s in out:
             lo, hi = s.bounds
             if not 0.0 <= lo <= hi < 1.0:
-                raise InvalidParameterError(
-                    "Scheduler", "momentum", s.to_config(), f"a schedule with values in [0, 1) (its range is [{lo}, {hi}])"
-                )
+                allowed = f"a schedule with values in [0, 1) (its range is [{lo}, {hi}])"
+                raise InvalidParameterError("Scheduler", "momentum", s.to_config(), allowed)
         return out
 
     @staticmethod
@@ -191,32 +196,64 @@ class Scheduler(LRScheduler):
 
     def _values(self, t: int) -> tuple[list[float], list[float]]:
         """LR and momentum per group at step ``t``."""
+        if len(self._plan) == 1:  # the common case, without the bookkeeping
+            lr, m = self._evaluators[0](t)
+            return [self.scales[0] * lr], ([m] if self.momentum_schedules else [])
         results = [f(t) for f in self._evaluators]
         lrs = [k * results[j][0] for k, j in zip(self.scales, self._plan)]
         return lrs, ([results[j][1] for j in self._plan] if self.momentum_schedules else [])
 
     def _check_end(self, t: int) -> None:
-        if self._end is None or t < self._end:
+        # Stepping to t == horizon is the usual trailing step() after the last update; t > horizon
+        # means an optimizer update already ran on a value past the end.
+        if self._end is None or t <= self._end:
             return
-        msg = f"cyclr Scheduler stepped to step {t}, past the end of its schedule ({self._end} steps); holding the final value."
+        msg = f"cyclr Scheduler stepped to step {t}, past the end of its schedule ({self._end} steps)"
         if self.past_end == "raise":
-            raise RuntimeError(msg.replace("; holding the final value.", "."))
+            raise RuntimeError(msg + ".")
         if self.past_end == "warn" and not self._warned_past_end:
             self._warned_past_end = True
-            warnings.warn(msg, UserWarning, stacklevel=6)
+            warnings.warn(msg + "; holding the final value.", UserWarning, stacklevel=4)
 
-    def get_lr(self) -> list[float | torch.Tensor]:  # type: ignore[override]
-        t = max(self.last_epoch, 0)
-        self._check_end(t)
-        lrs, self._momentum_values = self._values(t)
-        return lrs
+    def get_lr(self) -> list[float | Tensor]:  # type: ignore[override]
+        """The LRs for the current step (what :meth:`step` writes)."""
+        return list(self._values(max(self.last_epoch, 0))[0])
 
     def get_last_momentum(self) -> list[float]:
         """The momentum (or beta1) values in use, one per param group (empty if not driven)."""
         return list(self._momentum_values)
 
     def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
-        super().step(epoch)
+        """Advance one optimizer update and write its LR (and momentum) into the param groups.
+
+        Same bookkeeping as torch's ``LRScheduler.step`` (``last_epoch``, ``_step_count``,
+        ``get_last_lr()``, the warning when it runs before ``optimizer.step()``), in one pass.
+        """
+        if epoch is not None:
+            raise TypeError(
+                "cyclr Scheduler.step() takes no epoch (deprecated in torch); to jump to a step, "
+                "load a state_dict or construct with last_epoch."
+            )
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn(
+                "Detected call of `lr_scheduler.step()` before `optimizer.step()`: the first value "
+                "of the schedule was skipped. Call optimizer.step() first.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self._step_count += 1
+        self.last_epoch += 1
+        self._apply(self.last_epoch)
+
+    def _apply(self, t: int) -> None:
+        self._check_end(t)
+        lrs, self._momentum_values = self._values(max(t, 0))
+        for group, value in zip(self.optimizer.param_groups, lrs):
+            if isinstance(group["lr"], Tensor):
+                group["lr"].fill_(value)
+            else:
+                group["lr"] = value
+        self._last_lr = lrs  # type: ignore[assignment]  # list[float] is what torch returns for float groups
         self._write_momentum()
 
     def _write_momentum(self) -> None:
@@ -257,11 +294,4 @@ class Scheduler(LRScheduler):
         self._warned_past_end = bool(state_dict["warned_past_end"])
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict["_step_count"])
-        lrs, self._momentum_values = self._values(max(self.last_epoch, 0))
-        for group, value in zip(self.optimizer.param_groups, lrs):
-            if isinstance(group["lr"], torch.Tensor):
-                group["lr"].fill_(value)
-            else:
-                group["lr"] = value
-        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
-        self._write_momentum()
+        self._apply(self.last_epoch)

@@ -20,7 +20,7 @@ from .._validation import (
     check,
 )
 
-__all__ = ["Schedule", "REGISTRY", "from_config", "load_config", "registered"]
+__all__ = ["REGISTRY", "Schedule", "from_config", "load_config", "registered"]
 
 REGISTRY: dict[str, type[Schedule]] = {}
 
@@ -39,7 +39,7 @@ class Schedule:
     """
 
     name: ClassVar[str] = ""
-    constraints: ClassVar[dict[str, list[Constraint]]] = {}
+    constraints: ClassVar[Mapping[str, Sequence[Constraint]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -171,7 +171,7 @@ def registered() -> list[str]:
     return sorted(REGISTRY)
 
 
-def from_config(config: Mapping[str, Any]) -> Schedule:
+def from_config(config: Schedule | Mapping[str, Any]) -> Schedule:
     """Build a schedule from ``schedule.to_config()`` (or a hand-written dict like it)."""
     if isinstance(config, Schedule):
         return config
@@ -249,7 +249,9 @@ def parse_short(text: str) -> dict[str, Any]:
 
 def _split_top(s: str) -> list[str]:
     """Split on commas that are not inside brackets."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in s:
         if ch in "[{":
             depth += 1

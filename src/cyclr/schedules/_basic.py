@@ -9,7 +9,7 @@ from .._ops import Array, Ops
 from .._validation import Bool, IntList, IntRange, NumberRange, OneOf
 from ._base import Schedule
 
-__all__ = ["Constant", "Cosine", "StepDecay", "MultiStep", "Exponential", "Polynomial", "Linear", "WSD"]
+__all__ = ["WSD", "Constant", "Cosine", "Exponential", "Linear", "MultiStep", "Polynomial", "StepDecay"]
 
 _LR = [NumberRange(0.0)]
 _STEPS = [IntRange(1)]

@@ -14,7 +14,7 @@ from .._ops import Array, Ops
 from .._validation import IntList, IntRange, NumberRange, OneOf, ScheduleList, ScheduleRef
 from ._base import Schedule
 
-__all__ = ["Warmup", "Join", "Mirror"]
+__all__ = ["Join", "Mirror", "Warmup"]
 
 _LR = [NumberRange(0.0)]
 
@@ -145,7 +145,7 @@ class Join(Schedule):
         ends = [*map(float, self.boundaries), float(until)]
         out: list[float] = []
         for s, a, b in zip(self.schedules, starts, ends):
-            out += [a + c for c in s.cycle_starts(int(math.ceil(b - a)))] or [a]
+            out += [a + c for c in s.cycle_starts(math.ceil(b - a))] or [a]
         return sorted(set(v for v in out if v < until))
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from .._ops import Array, Ops
-from .._validation import Bool, IntRange, NumberRange, OneOf, Optional
+from .._validation import Bool, Constraint, IntRange, NumberRange, OneOf, Optional
 from ._base import Schedule, _resolve
 
-__all__ = ["Cyclic", "Triangular", "Triangular2", "ExpRange", "SGDR", "OneCycle"]
+__all__ = ["SGDR", "Cyclic", "ExpRange", "OneCycle", "Triangular", "Triangular2"]
 
 _LR = [NumberRange(0.0)]
 _POSITIVE = [NumberRange(0.0, closed="neither")]
@@ -146,7 +147,7 @@ class _Alias(Schedule):
         return self._inner.cycle_starts(until)
 
 
-_CLR_CONSTRAINTS = {
+_CLR_CONSTRAINTS: dict[str, Sequence[Constraint]] = {
     "base_lr": _LR,
     "max_lr": _LR,
     "step_size": _POSITIVE,
