@@ -10,7 +10,7 @@ model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Li
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 sched = cyclr.torch.Scheduler(opt, cyclr.one_cycle(max_lr=0.05, total_steps=200), momentum=(0.85, 0.95))
 x, y = torch.randn(256, 8), torch.randn(256, 1)
-for step in range(200):
+for _ in range(200):
     loss = torch.nn.functional.mse_loss(model(x), y)
     opt.zero_grad()
     loss.backward()

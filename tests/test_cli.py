@@ -64,7 +64,19 @@ def test_plot_writes_a_png_with_several_schedules_and_momentum(runner: CliRunner
 
 def test_show_csv_prints_the_schedule_values(runner: CliRunner) -> None:
     result = runner.invoke(
-        cli, ["show", "one_cycle:max_lr=0.1,total_steps=100", "--steps", "100", "--every", "7", "--format", "csv", "--momentum-range", "0.85,0.95"]
+        cli,
+        [
+            "show",
+            "one_cycle:max_lr=0.1,total_steps=100",
+            "--steps",
+            "100",
+            "--every",
+            "7",
+            "--format",
+            "csv",
+            "--momentum-range",
+            "0.85,0.95",
+        ],
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.output)))
@@ -154,7 +166,10 @@ def test_readme_quick_start_example_trains(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_core_import_pulls_in_no_framework() -> None:
-    code = "import sys, cyclr; cyclr.one_cycle(0.1, 100)(5); print(sorted(m for m in ('torch','jax','tensorflow','keras','matplotlib') if m in sys.modules))"
+    code = (
+        "import sys, cyclr; cyclr.one_cycle(0.1, 100)(5); "
+        "print(sorted(m for m in ('torch', 'jax', 'tensorflow', 'keras', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -36,9 +36,7 @@ def _fake_grads(model: torch.nn.Module, seed: int = 0) -> None:
 
 def _two_group_sgd(lr0: float = 0.01, lr1: float = 0.1, **kw: Any) -> torch.optim.SGD:
     a, b = _model(0), _model(1)
-    return torch.optim.SGD(
-        [{"params": a.parameters(), "lr": lr0}, {"params": b.parameters(), "lr": lr1}], lr=lr1, **kw
-    )
+    return torch.optim.SGD([{"params": a.parameters(), "lr": lr0}, {"params": b.parameters(), "lr": lr1}], lr=lr1, **kw)
 
 
 def _lrs(opt: torch.optim.Optimizer) -> list[float]:
