@@ -793,3 +793,14 @@ def test_hf_trainer_uses_the_schedule(tmp_path, monkeypatch):
     assert [lr for lr, _ in model.seen] == pytest.approx([s(k) for k in range(total)], rel=1e-12)
     assert [m for _, m in model.seen] == pytest.approx([mom(k) for k in range(total)], rel=1e-12)
     assert rec.lrs == pytest.approx([s(k) for k in range(total)], rel=1e-12)
+
+
+def test_resume_from_last_epoch_alone_needs_no_initial_lr() -> None:
+    """ANCHORS pain point 9: resuming with last_epoch and a fresh optimizer (no 'initial_lr')."""
+    schedule = cyclr.one_cycle(0.1, total_steps=50)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    assert "initial_lr" not in opt.param_groups[0]
+    sched = cyclr.torch.Scheduler(opt, schedule, momentum=(0.85, 0.95), last_epoch=19)
+    assert sched.last_epoch == 20
+    assert opt.param_groups[0]["lr"] == schedule(20)
+    assert opt.param_groups[0]["momentum"] == pytest.approx(schedule.mirror(0.85, 0.95)(20), rel=1e-12)

@@ -13,6 +13,7 @@ import their framework only when used.
 
 from __future__ import annotations
 
+from ._steps import total_steps
 from ._validation import InvalidParameterError
 from .schedules import (
     REGISTRY,

@@ -84,6 +84,7 @@ class Ops:
         raise NotImplementedError
 
     def where(self, cond: Array, a: Array, b: Array) -> Array:
+        """Elementwise ``a if cond else b``; at least one of ``a``, ``b`` is an array."""
         raise NotImplementedError
 
     def minimum(self, a: Array, b: Array) -> Array:
@@ -97,6 +98,25 @@ class Ops:
 
     def clip(self, x: Array, lo: float, hi: float) -> Array:
         return self.minimum(self.maximum(x, lo), hi)
+
+    def powc(self, base: float, exponent: Array) -> Array:
+        """``base ** exponent`` for a constant ``base > 0`` (decay factors): ``exp(e * log(base))``
+        with the logarithm taken in float64, which keeps float32 steps accurate and is fast."""
+        return self.exp(exponent * math.log(base))
+
+    def eps(self, x: Array) -> float:
+        """Relative precision of ``x``'s dtype."""
+        raise NotImplementedError
+
+    def snap(self, x: Array) -> Array:
+        """Round values lying within a few ulps of an integer onto it (cycle boundaries computed
+        through logarithms and powers must not drift across an integer step)."""
+        r = self.round(x)
+        tol = 64.0 * self.eps(x)
+        return self.where(self.abs(x - r) <= tol * self.maximum(self.abs(r), 1.0), r, x)
+
+    def abs(self, x: Array) -> Array:
+        raise NotImplementedError
 
 
 class PythonOps(Ops):
@@ -151,6 +171,15 @@ class PythonOps(Ops):
 
     def power(self, a: Array, b: Array) -> Array:
         return float(a) ** float(b)
+
+    def powc(self, base: float, exponent: Array) -> Array:
+        return float(base) ** float(exponent)
+
+    def eps(self, x: Array) -> float:
+        return 2.220446049250313e-16
+
+    def abs(self, x: Array) -> Array:
+        return abs(x)
 
     def where(self, cond: Array, a: Array, b: Array) -> Array:
         return a if cond else b
@@ -207,9 +236,13 @@ class NumpyOps(Ops):
         return np.sqrt(x)
 
     def power(self, a: Array, b: Array) -> Array:
-        if isinstance(a, (int, float)) and a > 0:
-            return np.exp(np.multiply(b, math.log(a)))  # 10x faster than np.power(scalar, array)
         return np.power(a, b)
+
+    def eps(self, x: Array) -> float:
+        return float(np.finfo(np.asarray(x).dtype).eps)
+
+    def abs(self, x: Array) -> Array:
+        return np.abs(x)
 
     def where(self, cond: Array, a: Array, b: Array) -> Array:
         return np.where(cond, a, b)
@@ -278,13 +311,18 @@ class TorchOps(Ops):
     def power(self, a: Array, b: Array) -> Array:
         return self.torch.pow(a, b)
 
+    def eps(self, x: Array) -> float:
+        return float(self.torch.finfo(x.dtype).eps)
+
+    def abs(self, x: Array) -> Array:
+        return self.torch.abs(x)
+
     def _pair(self, a: Array, b: Array) -> tuple[Array, Array]:
         like = a if isinstance(a, self.torch.Tensor) else b
         return self._t(a, like), self._t(b, like)
 
     def where(self, cond: Array, a: Array, b: Array) -> Array:
-        if not isinstance(a, self.torch.Tensor) and not isinstance(b, self.torch.Tensor):
-            a = self.torch.full_like(cond, float(a), dtype=self.torch.float64)
+        # formulas pass at least one array, so the result takes the step's working dtype
         a, b = self._pair(a, b)
         if a.dtype != b.dtype:
             dt = self.torch.promote_types(a.dtype, b.dtype)
@@ -350,6 +388,12 @@ class JaxOps(Ops):
 
     def power(self, a: Array, b: Array) -> Array:
         return self.jnp.power(a, b)
+
+    def eps(self, x: Array) -> float:
+        return float(self.jnp.finfo(self.jnp.asarray(x).dtype).eps)
+
+    def abs(self, x: Array) -> Array:
+        return self.jnp.abs(x)
 
     def where(self, cond: Array, a: Array, b: Array) -> Array:
         return self.jnp.where(cond, a, b)

@@ -69,7 +69,7 @@ class Constraint:
 def _fmt(x: float) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    return repr(x)
+    return f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -182,21 +182,25 @@ class Optional(Constraint):
 
 @dataclass(frozen=True)
 class IntList(Constraint):
-    """A non-empty, non-decreasing sequence of integers >= ``low``."""
+    """A non-decreasing sequence of integers >= ``low`` (non-empty unless ``allow_empty``)."""
 
     low: int = 0
+    allow_empty: bool = False
 
     def is_satisfied_by(self, value: Any) -> bool:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            return False
+        if not value and not self.allow_empty:
             return False
         ints = all(isinstance(v, Integral) and not isinstance(v, bool) and int(v) >= self.low for v in value)
         return ints and all(a <= b for a, b in itertools.pairwise(value))
 
     def describe(self) -> str:
-        return f"a non-empty, non-decreasing list of integers >= {self.low}"
+        size = "" if self.allow_empty else "non-empty, "
+        return f"a {size}non-decreasing list of integers >= {self.low}"
 
     def invalid_examples(self) -> list[Any]:
-        return [[], [3, 1], [self.low - 1], [1.5], "12"]
+        return ([] if self.allow_empty else [[]]) + [[3, 1], [self.low - 1], [1.5], "12"]
 
 
 @dataclass(frozen=True)

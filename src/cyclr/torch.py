@@ -4,7 +4,7 @@
 >>> opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.9)
 >>> sched = cyclr.torch.Scheduler(opt, cyclr.one_cycle(0.1, total_steps=100), momentum=(0.85, 0.95))
 >>> opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]
-(0.004000000000000001, 0.95)
+(0.0040000000000000036, 0.95)
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class Scheduler(LRScheduler):
             from the param groups when ``None``.
         past_end: after a finite schedule's last step: ``'warn'`` once and hold the final value
             (default), ``'hold'`` silently, or ``'raise'``.
-        last_epoch: as in torch; ``-1`` starts at step 0.
+        last_epoch: the last step already taken; ``-1`` (default) starts at step 0. Resuming with
+            ``last_epoch=k`` needs nothing else from the optimizer (no ``initial_lr``).
 
     ``lr`` and ``betas`` given as 0-d tensors are updated in place (``fill_``), so a
     ``torch.compile``-d optimizer step is compiled once, however the values cycle.
@@ -121,6 +122,9 @@ class Scheduler(LRScheduler):
         self.past_end = past_end
         self._warned_past_end = False
         self._prepare()
+        if last_epoch >= 0:  # resume from the step alone: the schedule holds every constant it needs
+            for group in groups:
+                group.setdefault("initial_lr", group["lr"])
         super().__init__(optimizer, last_epoch)
 
     # ------------------------------------------------------------------ set-up

@@ -53,8 +53,8 @@ class Schedule:
             cons = self.constraints.get(f.name, [])
             if isinstance(value, Mapping) and any(isinstance(c, ScheduleRef) for c in cons):
                 value = from_config(value)
-            if any(isinstance(c, ScheduleList) for c in cons) and isinstance(value, Sequence):
-                value = tuple(from_config(v) if isinstance(v, Mapping) else v for v in value)
+            if any(isinstance(c, ScheduleList) for c in cons) and isinstance(value, (list, tuple)):
+                value = type(value)(from_config(v) if isinstance(v, Mapping) else v for v in value)
             check(self.name, f.name, value, cons)
             object.__setattr__(self, f.name, _normalise(value))
         self._check()

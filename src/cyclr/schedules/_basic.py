@@ -84,7 +84,7 @@ class StepDecay(Schedule):
 
     def _value(self, t: Array, ops: Ops) -> Array:
         k, _ = ops.divmod(t, self.step_size)
-        return self.lr * ops.power(self.gamma, k)
+        return self.lr * ops.powc(self.gamma, k)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -107,10 +107,11 @@ class MultiStep(Schedule):
 
     def _value(self, t: Array, ops: Ops) -> Array:
         x = ops.f(t)
-        passed = ops.full_like(t, 0.0)
+        zero = ops.full_like(t, 0.0)
+        passed = zero
         for m in self.milestones:
-            passed = passed + ops.where(x >= m, 1.0, 0.0)
-        return self.lr * ops.power(self.gamma, passed)
+            passed = passed + ops.where(x >= m, zero + 1.0, zero)
+        return self.lr * ops.powc(self.gamma, passed)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -138,7 +139,7 @@ class Exponential(Schedule):
             p, _ = ops.divmod(t, self.decay_steps)
         else:
             p = ops.f(t) / self.decay_steps
-        return self.lr * ops.power(self.gamma, p)
+        return self.lr * ops.powc(self.gamma, p)
 
     @property
     def bounds(self) -> tuple[float, float]:

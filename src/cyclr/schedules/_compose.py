@@ -101,7 +101,7 @@ class Join(Schedule):
     """
 
     name = "join"
-    constraints = {"schedules": [ScheduleList()], "boundaries": [IntList(0)]}
+    constraints = {"schedules": [ScheduleList()], "boundaries": [IntList(0, allow_empty=True)]}
 
     schedules: tuple[Schedule, ...]
     boundaries: tuple[int, ...]

@@ -49,7 +49,7 @@ class Cyclic(Schedule):
         >>> import cyclr
         >>> s = cyclr.cyclic(base_lr=1e-5, max_lr=1e-2, step_size=5, decay=0.95)
         >>> [round(s(t), 6) for t in (0, 5, 10, 15)]
-        [1e-05, 0.01, 1e-05, 0.0095]
+        [1e-05, 0.01, 1e-05, 0.009501]
     """
 
     name = "cyclic"
@@ -93,7 +93,7 @@ class Cyclic(Schedule):
         s = ops.where(pos <= up, pos / up, (total - pos) / down)
         s = _shaped(ops, s, self.shape)
         if self.decay != 1.0:
-            s = s * ops.power(self.decay, ops.f(t) if self.decay_every == "step" else k)
+            s = s * ops.powc(self.decay, ops.f(t) if self.decay_every == "step" else k)
         if self.cycles is not None:
             s = ops.where(k >= self.cycles, 0.0 * s, s)
         return s
@@ -253,20 +253,22 @@ class SGDR(Schedule):
         k = ops.maximum(ops.floor(ops.log(ops.maximum(arg, 1e-30)) / math.log(m)), 0.0)
 
         def start(k: Array) -> Array:
-            return T0 * (ops.power(m, k) - 1.0) / (m - 1.0)
+            """S(k) = T0 (m^k - 1) / (m - 1), snapped onto an integer step it lies within ulps of."""
+            return ops.snap(T0 * (ops.powc(m, k) - 1.0) / (m - 1.0))
 
         # the logarithm can land one cycle off at a boundary: correct both ways
         k = ops.where(x < start(k), ops.maximum(k - 1.0, 0.0), k)
         k = ops.where(x >= start(k + 1.0), k + 1.0, k)
         exhausted = arg <= 0.0
-        return k, x - start(k), T0 * ops.power(m, k), exhausted
+        length = ops.maximum(T0 * ops.powc(m, k), 1e-30)  # shrinking cycles (m < 1) underflow
+        return k, x - start(k), length, exhausted
 
     def _level(self, t: Array, ops: Ops) -> Array:
         k, pos, length, exhausted = self._locate(t, ops)
         frac = ops.clip(pos / length, 0.0, 1.0)
         level = 0.5 + 0.5 * ops.cos(frac * math.pi)
         if self.decay != 1.0:
-            level = level * ops.power(self.decay, k)
+            level = level * ops.powc(self.decay, k)
         if self.cycles is not None:
             level = ops.where(k >= self.cycles, 0.0 * level, level)
         if self.period_mult < 1.0:
