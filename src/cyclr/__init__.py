@@ -110,6 +110,7 @@ __all__ = [
     "registered",
     "sgdr",
     "step_decay",
+    "total_steps",
     "triangular",
     "triangular2",
     "warmup",

@@ -390,7 +390,7 @@ class JaxOps(Ops):
         return self.jnp.power(a, b)
 
     def eps(self, x: Array) -> float:
-        return float(self.jnp.finfo(self.jnp.asarray(x).dtype).eps)
+        return float(self.jnp.finfo(self.jnp.asarray(x).dtype).eps)  # type: ignore[no-untyped-call]
 
     def abs(self, x: Array) -> Array:
         return self.jnp.abs(x)
