@@ -97,6 +97,25 @@ def compile_counts() -> None:
         print(f"{label:<18}{compiled_graphs(tensor, 'torch'):>16}{compiled_graphs(tensor, 'cyclr'):>17}")
 
 
+def vectorised(n: int = 10**6) -> None:
+    """Milliseconds to evaluate n steps at once on a NumPy array (best of 5), per schedule."""
+    import numpy as np
+
+    from cyclr.plot import gallery_entries
+
+    t = np.arange(n)
+    print(f"\nNumPy: milliseconds to evaluate {n:,} steps at once (best of 5)")
+    for entry in gallery_entries():
+        best = min(_timed(lambda e=entry: e.schedule(t)) for _ in range(5))
+        print(f"  {entry.title:<40}{best * 1e3:>8.1f}")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20000)
@@ -107,6 +126,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, cyclr {cyclr.__version__}")
     timing(args.steps, args.repeats)
     compile_counts()
+    vectorised()
 
 
 if __name__ == "__main__":
