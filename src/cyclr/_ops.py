@@ -194,10 +194,65 @@ class PythonOps(Ops):
         return float(value)
 
 
-class NumpyOps(Ops):
+class ModuleOps(Ops):
+    """Operations bound to an array module with NumPy's names (numpy, torch, jax.numpy)."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+
+    def fmod(self, x: Array, p: float) -> Array:
+        return self.xp.fmod(x, p)
+
+    def round(self, x: Array) -> Array:
+        return self.xp.round(x)
+
+    def floor(self, x: Array) -> Array:
+        return self.xp.floor(x)
+
+    def cos(self, x: Array) -> Array:
+        return self.xp.cos(x)
+
+    def sin(self, x: Array) -> Array:
+        return self.xp.sin(x)
+
+    def exp(self, x: Array) -> Array:
+        return self.xp.exp(x)
+
+    def log(self, x: Array) -> Array:
+        return self.xp.log(x)
+
+    def sqrt(self, x: Array) -> Array:
+        return self.xp.sqrt(x)
+
+    def abs(self, x: Array) -> Array:
+        return self.xp.abs(x)
+
+    def power(self, a: Array, b: Array) -> Array:
+        return self.xp.power(a, b)
+
+    def where(self, cond: Array, a: Array, b: Array) -> Array:
+        return self.xp.where(cond, a, b)
+
+    def minimum(self, a: Array, b: Array) -> Array:
+        return self.xp.minimum(a, b)
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        return self.xp.maximum(a, b)
+
+    def eps(self, x: Array) -> float:
+        return float(self.xp.finfo(x.dtype).eps)
+
+    def full_like(self, t: Array, value: float) -> Array:
+        return self.xp.full_like(self.f(t), float(value))
+
+
+class NumpyOps(ModuleOps):
     """NumPy arrays (float64)."""
 
     name = "numpy"
+
+    def __init__(self) -> None:
+        super().__init__(np)
 
     def prepare(self, step: Any) -> Array:
         a = np.asarray(step)
@@ -211,53 +266,11 @@ class NumpyOps(Ops):
     def is_int(self, t: Array) -> bool:
         return bool(np.asarray(t).dtype.kind in "iu")
 
-    def fmod(self, x: Array, p: float) -> Array:
-        return np.fmod(x, p)
-
-    def round(self, x: Array) -> Array:
-        return np.round(x)
-
-    def floor(self, x: Array) -> Array:
-        return np.floor(x)
-
-    def cos(self, x: Array) -> Array:
-        return np.cos(x)
-
-    def sin(self, x: Array) -> Array:
-        return np.sin(x)
-
-    def exp(self, x: Array) -> Array:
-        return np.exp(x)
-
-    def log(self, x: Array) -> Array:
-        return np.log(x)
-
-    def sqrt(self, x: Array) -> Array:
-        return np.sqrt(x)
-
-    def power(self, a: Array, b: Array) -> Array:
-        return np.power(a, b)
-
     def eps(self, x: Array) -> float:
         return float(np.finfo(np.asarray(x).dtype).eps)
 
-    def abs(self, x: Array) -> Array:
-        return np.abs(x)
 
-    def where(self, cond: Array, a: Array, b: Array) -> Array:
-        return np.where(cond, a, b)
-
-    def minimum(self, a: Array, b: Array) -> Array:
-        return np.minimum(a, b)
-
-    def maximum(self, a: Array, b: Array) -> Array:
-        return np.maximum(a, b)
-
-    def full_like(self, t: Array, value: float) -> Array:
-        return np.full(np.shape(t), float(value))
-
-
-class TorchOps(Ops):
+class TorchOps(ModuleOps):
     """PyTorch tensors, on their own device; float64 unless the step is a lower float type."""
 
     name = "torch"
@@ -265,6 +278,7 @@ class TorchOps(Ops):
     def __init__(self) -> None:
         import torch
 
+        super().__init__(torch)
         self.torch = torch
 
     def prepare(self, step: Any) -> Array:
@@ -279,55 +293,24 @@ class TorchOps(Ops):
     def is_int(self, t: Array) -> bool:
         return not (t.is_floating_point() or t.is_complex())
 
-    def _t(self, x: Array, like: Array) -> Array:
-        if isinstance(x, self.torch.Tensor):
-            return x
-        return self.torch.as_tensor(x, dtype=like.dtype, device=like.device)
-
-    def fmod(self, x: Array, p: float) -> Array:
-        return self.torch.fmod(x, p)
-
-    def round(self, x: Array) -> Array:
-        return self.torch.round(x)
-
-    def floor(self, x: Array) -> Array:
-        return self.torch.floor(x)
-
-    def cos(self, x: Array) -> Array:
-        return self.torch.cos(x)
-
-    def sin(self, x: Array) -> Array:
-        return self.torch.sin(x)
-
-    def exp(self, x: Array) -> Array:
-        return self.torch.exp(x)
-
-    def log(self, x: Array) -> Array:
-        return self.torch.log(x)
-
-    def sqrt(self, x: Array) -> Array:
-        return self.torch.sqrt(x)
+    def _pair(self, a: Array, b: Array) -> tuple[Array, Array]:
+        """torch's binary functions take tensors: lift a Python number onto the other's dtype."""
+        tensor = self.torch.Tensor
+        like = a if isinstance(a, tensor) else b
+        a, b = (
+            x if isinstance(x, tensor) else self.torch.as_tensor(x, dtype=like.dtype, device=like.device)
+            for x in (a, b)
+        )
+        if a.dtype != b.dtype:
+            dt = self.torch.promote_types(a.dtype, b.dtype)
+            a, b = a.to(dt), b.to(dt)
+        return a, b
 
     def power(self, a: Array, b: Array) -> Array:
         return self.torch.pow(a, b)
 
-    def eps(self, x: Array) -> float:
-        return float(self.torch.finfo(x.dtype).eps)
-
-    def abs(self, x: Array) -> Array:
-        return self.torch.abs(x)
-
-    def _pair(self, a: Array, b: Array) -> tuple[Array, Array]:
-        like = a if isinstance(a, self.torch.Tensor) else b
-        return self._t(a, like), self._t(b, like)
-
     def where(self, cond: Array, a: Array, b: Array) -> Array:
-        # formulas pass at least one array, so the result takes the step's working dtype
-        a, b = self._pair(a, b)
-        if a.dtype != b.dtype:
-            dt = self.torch.promote_types(a.dtype, b.dtype)
-            a, b = a.to(dt), b.to(dt)
-        return self.torch.where(cond, a, b)
+        return self.torch.where(cond, *self._pair(a, b))
 
     def minimum(self, a: Array, b: Array) -> Array:
         return self.torch.minimum(*self._pair(a, b))
@@ -335,11 +318,8 @@ class TorchOps(Ops):
     def maximum(self, a: Array, b: Array) -> Array:
         return self.torch.maximum(*self._pair(a, b))
 
-    def full_like(self, t: Array, value: float) -> Array:
-        return self.torch.full_like(self.f(t), float(value))
 
-
-class JaxOps(Ops):
+class JaxOps(ModuleOps):
     """JAX arrays (traceable under ``jax.jit``); float64 only where x64 is enabled."""
 
     name = "jax"
@@ -348,6 +328,7 @@ class JaxOps(Ops):
         import jax
         import jax.numpy as jnp
 
+        super().__init__(jnp)
         self.jax = jax
         self.jnp = jnp
 
@@ -356,56 +337,14 @@ class JaxOps(Ops):
 
     def f(self, t: Array) -> Array:
         jnp = self.jnp
-        dtype = jnp.float64 if self.jax.config.read("jax_enable_x64") else jnp.float32  # type: ignore[no-untyped-call]
-        return jnp.asarray(t, dtype=dtype)
+        x64 = self.jax.config.read("jax_enable_x64")  # type: ignore[no-untyped-call]
+        return jnp.asarray(t, dtype=jnp.float64 if x64 else jnp.float32)
 
     def is_int(self, t: Array) -> bool:
         return bool(self.jnp.issubdtype(self.jnp.asarray(t).dtype, self.jnp.integer))
 
-    def fmod(self, x: Array, p: float) -> Array:
-        return self.jnp.fmod(x, p)
-
-    def round(self, x: Array) -> Array:
-        return self.jnp.round(x)
-
-    def floor(self, x: Array) -> Array:
-        return self.jnp.floor(x)
-
-    def cos(self, x: Array) -> Array:
-        return self.jnp.cos(x)
-
-    def sin(self, x: Array) -> Array:
-        return self.jnp.sin(x)
-
-    def exp(self, x: Array) -> Array:
-        return self.jnp.exp(x)
-
-    def log(self, x: Array) -> Array:
-        return self.jnp.log(x)
-
-    def sqrt(self, x: Array) -> Array:
-        return self.jnp.sqrt(x)
-
-    def power(self, a: Array, b: Array) -> Array:
-        return self.jnp.power(a, b)
-
     def eps(self, x: Array) -> float:
         return float(self.jnp.finfo(self.jnp.asarray(x).dtype).eps)  # type: ignore[no-untyped-call]
-
-    def abs(self, x: Array) -> Array:
-        return self.jnp.abs(x)
-
-    def where(self, cond: Array, a: Array, b: Array) -> Array:
-        return self.jnp.where(cond, a, b)
-
-    def minimum(self, a: Array, b: Array) -> Array:
-        return self.jnp.minimum(a, b)
-
-    def maximum(self, a: Array, b: Array) -> Array:
-        return self.jnp.maximum(a, b)
-
-    def full_like(self, t: Array, value: float) -> Array:
-        return self.jnp.full_like(self.f(t), float(value))
 
 
 _PYTHON = PythonOps()

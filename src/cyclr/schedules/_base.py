@@ -40,6 +40,8 @@ class Schedule:
 
     name: ClassVar[str] = ""
     constraints: ClassVar[Mapping[str, Sequence[Constraint]]] = {}
+    #: ``(low, high)`` parameter names that must satisfy ``low <= high`` (e.g. base_lr, max_lr).
+    ordered: ClassVar[tuple[str, str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -57,6 +59,10 @@ class Schedule:
                 value = type(value)(from_config(v) if isinstance(v, Mapping) else v for v in value)
             check(self.name, f.name, value, cons)
             object.__setattr__(self, f.name, _normalise(value))
+        if self.ordered is not None:
+            low, high = self.ordered
+            if getattr(self, high) < getattr(self, low):
+                raise self._invalid(high, getattr(self, high), f">= {low} ({getattr(self, low)!r})")
         self._check()
 
     def _check(self) -> None:
@@ -78,7 +84,10 @@ class Schedule:
         return ops.finish(self._level(t, ops), step)
 
     def _value(self, t: Array, ops: Ops) -> Array:
-        raise NotImplementedError
+        if not self.affine:
+            raise NotImplementedError(f"{type(self).__name__} must implement _value (or _level with affine = True)")
+        lo, hi = self.bounds
+        return lo + (hi - lo) * self._level(t, ops)
 
     def _level(self, t: Array, ops: Ops) -> Array:
         lo, hi = self.bounds
@@ -86,8 +95,9 @@ class Schedule:
             return ops.full_like(t, 0.0)
         return ops.clip((self._value(t, ops) - lo) / (hi - lo), 0.0, 1.0)
 
-    #: True where ``value == low + (high - low) * level`` with ``(low, high) = bounds``, so one
-    #: level evaluation gives both the LR and its mirrored momentum (:meth:`value_and_level`).
+    #: True where ``value == low + (high - low) * level`` with ``(low, high) = bounds``: such a
+    #: schedule implements only ``_level``, and one level evaluation gives both the LR and its
+    #: mirrored momentum (:meth:`value_and_level`).
     affine: ClassVar[bool] = False
 
     def value_and_level(self, step: int) -> tuple[float, float]:

@@ -45,22 +45,16 @@ class Cosine(Schedule):
 
     name = "cosine"
     affine = True
+    ordered = ("min_lr", "max_lr")
     constraints = {"max_lr": _LR, "total_steps": _STEPS, "min_lr": _LR}
 
     max_lr: float
     total_steps: int
     min_lr: float = 0.0
 
-    def _check(self) -> None:
-        if self.max_lr < self.min_lr:
-            raise self._invalid("max_lr", self.max_lr, f">= min_lr ({self.min_lr!r})")
-
     def _level(self, t: Array, ops: Ops) -> Array:
         frac = ops.minimum(ops.f(t), float(self.total_steps)) / self.total_steps
         return 0.5 + 0.5 * ops.cos(frac * math.pi)
-
-    def _value(self, t: Array, ops: Ops) -> Array:
-        return self.min_lr + (self.max_lr - self.min_lr) * self._level(t, ops)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -153,6 +147,7 @@ class Polynomial(Schedule):
 
     name = "polynomial"
     affine = True
+    ordered = ("end_lr", "lr")
     constraints = {
         "lr": _LR,
         "total_steps": _STEPS,
@@ -165,16 +160,9 @@ class Polynomial(Schedule):
     power: float = 1.0
     end_lr: float = 0.0
 
-    def _check(self) -> None:
-        if self.lr < self.end_lr:
-            raise self._invalid("lr", self.lr, f">= end_lr ({self.end_lr!r})")
-
     def _level(self, t: Array, ops: Ops) -> Array:
         remaining = 1.0 - ops.minimum(ops.f(t), float(self.total_steps)) / self.total_steps
         return ops.power(ops.maximum(remaining, 0.0), self.power)
-
-    def _value(self, t: Array, ops: Ops) -> Array:
-        return self.end_lr + (self.lr - self.end_lr) * self._level(t, ops)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -226,6 +214,7 @@ class WSD(Schedule):
 
     name = "wsd"
     affine = True
+    ordered = ("min_lr", "max_lr")
     constraints = {
         "max_lr": _LR,
         "warmup_steps": [IntRange(0)],
@@ -243,10 +232,6 @@ class WSD(Schedule):
     min_lr: float = 0.0
     warmup_shape: str = "linear"
     decay_shape: str = "cosine"
-
-    def _check(self) -> None:
-        if self.max_lr < self.min_lr:
-            raise self._invalid("max_lr", self.max_lr, f">= min_lr ({self.min_lr!r})")
 
     @staticmethod
     def _rise(ops: Ops, p: Array, shape: str) -> Array:
@@ -274,9 +259,6 @@ class WSD(Schedule):
         level = ops.where(x < w + s + d, fall, 0.0 * fall)
         level = ops.where(x < w + s, 1.0 + 0.0 * fall, level)
         return ops.where(x < w, rise, level)
-
-    def _value(self, t: Array, ops: Ops) -> Array:
-        return self.min_lr + (self.max_lr - self.min_lr) * self._level(t, ops)
 
     @property
     def bounds(self) -> tuple[float, float]:

@@ -159,14 +159,11 @@ class Mirror(Schedule):
 
     name = "mirror"
     constraints = {"schedule": [ScheduleRef()], "low": _LR, "high": _LR}
+    ordered = ("low", "high")
 
     schedule: Schedule
     low: float
     high: float
-
-    def _check(self) -> None:
-        if self.high < self.low:
-            raise self._invalid("high", self.high, f">= low ({self.low!r})")
 
     def _level(self, t: Array, ops: Ops) -> Array:
         return 1.0 - self.schedule._level(t, ops)

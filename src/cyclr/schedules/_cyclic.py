@@ -54,6 +54,7 @@ class Cyclic(Schedule):
 
     name = "cyclic"
     affine = True
+    ordered = ("base_lr", "max_lr")
     constraints = {
         "base_lr": _LR,
         "max_lr": _LR,
@@ -74,10 +75,6 @@ class Cyclic(Schedule):
     decay_every: str = "cycle"
     cycles: int | None = None
 
-    def _check(self) -> None:
-        if self.max_lr < self.base_lr:
-            raise self._invalid("max_lr", self.max_lr, f">= base_lr ({self.base_lr!r})")
-
     @property
     def _down(self) -> float:
         return self.step_size if self.step_size_down is None else self.step_size_down
@@ -97,9 +94,6 @@ class Cyclic(Schedule):
         if self.cycles is not None:
             s = ops.where(k >= self.cycles, 0.0 * s, s)
         return s
-
-    def _value(self, t: Array, ops: Ops) -> Array:
-        return self.base_lr + (self.max_lr - self.base_lr) * self._level(t, ops)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -161,6 +155,7 @@ class Triangular(_Alias):
 
     name = "triangular"
     constraints = _CLR_CONSTRAINTS
+    ordered = ("base_lr", "max_lr")
 
     base_lr: float
     max_lr: float
@@ -169,10 +164,6 @@ class Triangular(_Alias):
 
     def _build(self) -> Schedule:
         return Cyclic(self.base_lr, self.max_lr, self.step_size, self.step_size_down)
-
-    def _check(self) -> None:
-        if self.max_lr < self.base_lr:
-            raise self._invalid("max_lr", self.max_lr, f">= base_lr ({self.base_lr!r})")
 
 
 @dataclass(frozen=True, repr=False)
@@ -218,6 +209,7 @@ class SGDR(Schedule):
 
     name = "sgdr"
     affine = True
+    ordered = ("min_lr", "max_lr")
     constraints = {
         "max_lr": _LR,
         "period": _POSITIVE,
@@ -233,10 +225,6 @@ class SGDR(Schedule):
     period_mult: float = 1.0
     decay: float = 1.0
     cycles: int | None = None
-
-    def _check(self) -> None:
-        if self.max_lr < self.min_lr:
-            raise self._invalid("max_lr", self.max_lr, f">= min_lr ({self.min_lr!r})")
 
     def _start(self, k: float) -> float:
         m = self.period_mult
@@ -274,9 +262,6 @@ class SGDR(Schedule):
         if self.period_mult < 1.0:
             level = ops.where(exhausted, 0.0 * level, level)
         return level
-
-    def _value(self, t: Array, ops: Ops) -> Array:
-        return self.min_lr + (self.max_lr - self.min_lr) * self._level(t, ops)
 
     @property
     def bounds(self) -> tuple[float, float]:
