@@ -178,3 +178,11 @@ def test_missing_framework_names_the_extra_to_install() -> None:
     code = "import sys; sys.modules['torch'] = None\ntry:\n import cyclr.torch\nexcept ImportError as e:\n print(e)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'cyclr[torch]'" in out.stdout
+
+
+def test_unsafe_yaml_spec_is_a_clear_error_not_a_traceback(runner: CliRunner, tmp_path: Path) -> None:
+    spec = tmp_path / "evil.yaml"
+    spec.write_text("!!python/object/apply:os.system ['echo hi']\n")
+    result = runner.invoke(cli, ["show", str(spec)])
+    assert result.exit_code == 2
+    assert "not a valid schedule YAML file" in result.output

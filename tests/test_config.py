@@ -169,11 +169,11 @@ def test_yaml_is_loaded_safely(tmp_path) -> None:
         f"!!python/object/apply:os.system ['touch {marker}']\n",
         encoding="utf-8",
     )
-    with pytest.raises(yaml.YAMLError):
+    with pytest.raises(ValueError, match="not a valid schedule YAML file"):
         cyclr.load_config(path)
     assert not marker.exists()
 
     obj = tmp_path / "obj.yaml"
     obj.write_text("!!python/object:cyclr.Constant {lr: 0.1}\n", encoding="utf-8")
-    with pytest.raises(yaml.YAMLError):
+    with pytest.raises(ValueError, match="not a valid schedule YAML file"):
         cyclr.load_config(obj)

@@ -229,7 +229,11 @@ def load_config(source: str | Path | Mapping[str, Any]) -> Schedule:
             import yaml
         except ImportError as err:  # pragma: no cover - pyyaml is a core dependency
             raise ImportError("reading YAML needs PyYAML: pip install pyyaml") from err
-        return from_config(yaml.safe_load(raw))
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError as err:  # includes tags such as !!python/object: never constructed
+            raise ValueError(f"{path}: not a valid schedule YAML file ({err.__class__.__name__}: {err})") from err
+        return from_config(data)
     return from_config(parse_short(text))
 
 
