@@ -28,11 +28,16 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
 
+# The main run uses Keras' TensorFlow backend; the Keras tests run again on JAX and torch.
 test: $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/keras_overhead.py --backend tensorflow
+	$(BIN)/python benchmarks/keras_overhead.py --backend jax
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -347,17 +347,53 @@ class JaxOps(ModuleOps):
         return float(self.jnp.finfo(self.jnp.asarray(x).dtype).eps)  # type: ignore[no-untyped-call]
 
 
+class KerasOps(ModuleOps):
+    """``keras.ops``: one formula for every Keras backend (TensorFlow, JAX, torch), float32."""
+
+    name = "keras"
+
+    def __init__(self) -> None:
+        import keras
+
+        super().__init__(keras.ops)
+        self.keras = keras
+
+    def _dtype(self, x: Array) -> str:
+        return str(self.keras.backend.standardize_dtype(x.dtype))
+
+    def prepare(self, step: Any) -> Array:
+        return self.xp.maximum(self.xp.convert_to_tensor(step), 0)
+
+    def f(self, t: Array) -> Array:
+        return self.xp.cast(t, "float32")
+
+    def is_int(self, t: Array) -> bool:
+        return "int" in self._dtype(self.xp.convert_to_tensor(t))
+
+    def divmod(self, t: Array, period: float) -> tuple[Array, Array]:
+        if self.is_int(t) and _integral(period):
+            p = int(period)
+            return self.f(self.xp.floor_divide(t, p)), self.f(self.xp.mod(t, p))
+        return super().divmod(t, period)
+
+    def fmod(self, x: Array, p: float) -> Array:
+        return self.xp.mod(x, p)  # floor-mod equals fmod for the non-negative steps used here
+
+    def eps(self, x: Array) -> float:
+        return float(np.finfo(self._dtype(x)).eps)
+
+
 _PYTHON = PythonOps()
 _NUMPY = NumpyOps()
 _CACHE: dict[str, Ops] = {"python": _PYTHON, "numpy": _NUMPY}
 
 
 def get_ops(name: str) -> Ops:
-    """The namespace called ``name`` ('python', 'numpy', 'torch', 'jax')."""
+    """The namespace called ``name`` ('python', 'numpy', 'torch', 'jax', 'keras')."""
     if name not in _CACHE:
-        factories: dict[str, type[Ops]] = {"torch": TorchOps, "jax": JaxOps}
+        factories: dict[str, type[Ops]] = {"torch": TorchOps, "jax": JaxOps, "keras": KerasOps}
         if name not in factories:
-            raise ValueError(f"unknown array namespace {name!r}; expected one of python, numpy, torch, jax.")
+            raise ValueError(f"unknown array namespace {name!r}; expected one of python, numpy, torch, jax, keras.")
         _CACHE[name] = factories[name]()
     return _CACHE[name]
 

@@ -298,6 +298,12 @@ class OneCycle(Schedule):
     up, symmetric down to the start, then a short final annihilation. Phase boundaries sit at
     ``pct_start*total_steps - 1`` (and ``2*pct_start*total_steps - 2``) exactly as in torch.
     After ``total_steps`` the final value holds (torch raises).
+
+    ``convention='optax'`` places the boundaries as optax's ``cosine_onecycle_schedule`` and
+    ``linear_onecycle_schedule`` do: the peak at ``int(pct_start*total_steps)``, the end of the
+    second phase at ``int(pct_final*total_steps)`` and the final value at ``total_steps``.
+    ``pct_final`` (three phases only) ends the second phase early instead of symmetrically
+    (optax's linear one-cycle uses 0.85).
     """
 
     name = "one_cycle"
@@ -309,6 +315,8 @@ class OneCycle(Schedule):
         "final_div_factor": [NumberRange(1.0)],
         "anneal": [OneOf(("cos", "linear"))],
         "three_phase": [Bool()],
+        "pct_final": [Optional(NumberRange(0.0, 1.0, closed="neither"))],
+        "convention": [OneOf(("torch", "optax"))],
     }
 
     max_lr: float
@@ -318,9 +326,24 @@ class OneCycle(Schedule):
     final_div_factor: float = 1e4
     anneal: str = "cos"
     three_phase: bool = False
+    pct_final: float | None = None
+    convention: str = "torch"
+
+    def _ends(self) -> tuple[float, float, float]:
+        """Last step of each phase (the second unused with two phases)."""
+        T, p = self.total_steps, self.pct_start
+        if self.convention == "optax":
+            second = float(math.floor((self.pct_final if self.pct_final is not None else 2 * p) * T))
+            return float(math.floor(p * T)), float(second), float(T)
+        second = self.pct_final * T - 1 if self.pct_final is not None else 2 * p * T - 2
+        return p * T - 1, second, T - 1.0
 
     def _check(self) -> None:
-        b1 = self.pct_start * self.total_steps - 1
+        if self.pct_final is not None and not self.three_phase:
+            raise self._invalid("pct_final", self.pct_final, "None unless three_phase=True")
+        if self.pct_final is not None and self.pct_final <= self.pct_start:
+            raise self._invalid("pct_final", self.pct_final, f"> pct_start ({self.pct_start!r})")
+        b1, b2, b3 = self._ends()
         if b1 <= 0:
             raise self._invalid(
                 "pct_start",
@@ -328,12 +351,12 @@ class OneCycle(Schedule):
                 f"large enough that pct_start * total_steps > 1 (total_steps={self.total_steps}), "
                 "so the warm-up phase has at least one step",
             )
-        if self.three_phase and not self.total_steps - 1 > 2 * b1:
+        if self.three_phase and not b1 < b2 < b3:
             raise self._invalid(
                 "pct_start",
                 self.pct_start,
-                f"small enough for three phases: 2 * pct_start * total_steps - 2 < total_steps - 1 "
-                f"(total_steps={self.total_steps})",
+                f"small enough for three phases of at least one step each (total_steps={self.total_steps}, "
+                f"pct_final={self.pct_final!r}: phase ends {b1:g}, {b2:g}, {b3:g})",
             )
 
     @property
@@ -353,15 +376,11 @@ class OneCycle(Schedule):
 
     def _phases(self) -> list[tuple[float, float, float, float, float]]:
         """``(end_step, start_lr, end_lr, start_level, end_level)`` per phase, as torch."""
-        T, p = self.total_steps, self.pct_start
         lo, hi, init = self.min_lr, self.max_lr, self.initial_lr
+        b1, b2, b3 = self._ends()
         if self.three_phase:
-            return [
-                (p * T - 1, init, hi, 0.0, 1.0),
-                (2 * p * T - 2, hi, init, 1.0, 0.0),
-                (T - 1.0, init, lo, 0.0, 0.0),
-            ]
-        return [(p * T - 1, init, hi, 0.0, 1.0), (T - 1.0, hi, lo, 1.0, 0.0)]
+            return [(b1, init, hi, 0.0, 1.0), (b2, hi, init, 1.0, 0.0), (b3, init, lo, 0.0, 0.0)]
+        return [(b1, init, hi, 0.0, 1.0), (b3, hi, lo, 1.0, 0.0)]
 
     def _weight(self, ops: Ops, pct: Array) -> Array:
         """Share of a phase's start value still in effect: 1 at its start, 0 at its end (torch's
@@ -372,7 +391,7 @@ class OneCycle(Schedule):
 
     def _piecewise(self, t: Array, ops: Ops) -> tuple[Array, Array]:
         """Value and level together: one pass over the phases (last phase first)."""
-        x = ops.minimum(ops.f(t), self.total_steps - 1.0)  # hold the final value
+        x = ops.minimum(ops.f(t), self._ends()[2])  # hold the final value
         value = level = None
         for start, end, a, b, la, lb in self._table:
             w = self._weight(ops, ops.clip((x - start) / (end - start), 0.0, 1.0))

@@ -1,0 +1,397 @@
+"""Keras 3 adapter: cyclr schedules as serializable ``LearningRateSchedule`` objects, the seed's
+and TensorFlow Addons' cyclical classes, cyclical momentum, and an LR/momentum logger.
+
+Every class here is registered with ``keras.saving.register_keras_serializable(package="cyclr")``:
+after ``import cyclr.keras``, ``keras.models.load_model("m.keras")`` restores an optimizer with
+its cyclr schedule without ``custom_objects`` (Keras imports only its own packages while
+loading, so the import is needed once).
+
+>>> import keras, cyclr, cyclr.keras
+>>> lr = cyclr.keras.Schedule(cyclr.one_cycle(0.1, total_steps=1000))
+>>> opt = keras.optimizers.SGD(learning_rate=lr)
+>>> round(float(lr(299)), 6)
+0.1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ._lazy import require
+from ._ops import get_ops
+from .schedules import Cyclic, from_config
+from .schedules import Schedule as CyclrSchedule
+
+require("keras", "keras", "cyclr.keras")  # a clear message naming the extra if it is missing
+import keras  # noqa: E402
+
+K = keras.ops
+_OPS = get_ops("keras")
+_register = keras.saving.register_keras_serializable(package="cyclr")
+
+__all__ = [
+    "SCALE_FNS",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CyclicalLearningRate",
+    "ExponentialCyclicalLearningRate",
+    "LRLogger",
+    "Schedule",
+    "Triangular2CyclicalLearningRate",
+    "TriangularCyclicalLearningRate",
+    "TriangularLearningRate",
+]
+
+
+@_register
+class Schedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+    """Any cyclr schedule (or its config dict) as a Keras ``LearningRateSchedule``.
+
+    Evaluated with ``keras.ops`` at the optimizer's ``iterations`` (the 0-based update count),
+    so it runs eagerly, inside ``tf.function`` and XLA, and on the JAX and torch backends.
+    """
+
+    def __init__(self, schedule: CyclrSchedule | Mapping[str, Any], name: str | None = None) -> None:
+        super().__init__()
+        self.schedule = from_config(schedule)
+        self.name = name
+
+    def __call__(self, step: Any) -> Any:
+        return self.schedule(step, xp=_OPS)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.to_config(), "name": self.name}
+
+
+def _as_keras_lr(learning_rate: Any) -> Any:
+    """A cyclr schedule or config dict becomes a :class:`Schedule`; anything else passes."""
+    if isinstance(learning_rate, CyclrSchedule) or (isinstance(learning_rate, Mapping) and "name" in learning_rate):
+        return Schedule(learning_rate)
+    return learning_rate
+
+
+# ---------------------------------------------------------------- TensorFlow Addons compatibility
+
+#: Named scale functions of TensorFlow Addons' ``CyclicalLearningRate``, with their parameters.
+#: ``x`` is the 1-based cycle (``scale_mode='cycle'``) or the step (``'iterations'``):
+#: ``triangular``: 1; ``triangular2``: 1/2**(x-1) (cycle mode); ``exp_range``: gamma**x.
+SCALE_FNS = ("triangular", "triangular2", "exp_range")
+
+
+def _scale_fn_config(scale_fn: Any) -> dict[str, Any]:
+    if callable(scale_fn):
+        raise TypeError(
+            "scale_fn must be a registered shape, not a Python function: functions and lambdas cannot be "
+            "saved with the model (tensorflow/addons#2380). Use one of "
+            f"{', '.join(repr(n) for n in SCALE_FNS)}, or a dict such as {{'name': 'exp_range', 'gamma': 0.999}}."
+        )
+    config = {"name": scale_fn} if isinstance(scale_fn, str) else dict(scale_fn)
+    if config.get("name") not in SCALE_FNS:
+        raise ValueError(f"scale_fn: unknown shape {config.get('name')!r}; valid: {', '.join(SCALE_FNS)}.")
+    extra = set(config) - {"name", "gamma"}
+    if extra or ("gamma" in config and config["name"] != "exp_range"):
+        raise ValueError(f"scale_fn: unexpected parameter(s) {sorted(extra or {'gamma'})} for {config['name']!r}.")
+    return config
+
+
+def _tfa_schedule(
+    initial_learning_rate: float, maximal_learning_rate: float, step_size: float, scale_fn: Any, scale_mode: str
+) -> CyclrSchedule:
+    """TensorFlow Addons' formula as a cyclr ``cyclic`` schedule (same numbers)."""
+    if scale_mode not in ("cycle", "iterations"):
+        raise ValueError(f"scale_mode must be 'cycle' or 'iterations'; got {scale_mode!r}.")
+    fn = _scale_fn_config(scale_fn)
+    base, peak = float(initial_learning_rate), float(maximal_learning_rate)
+    if fn["name"] == "triangular":
+        return Cyclic(base, peak, step_size)
+    if fn["name"] == "triangular2":
+        if scale_mode != "cycle":
+            raise ValueError("scale_fn 'triangular2' halves the amplitude per cycle: it needs scale_mode='cycle'.")
+        return Cyclic(base, peak, step_size, decay=0.5)
+    gamma = float(fn.get("gamma", 1.0))
+    if scale_mode == "iterations":
+        return Cyclic(base, peak, step_size, decay=gamma, decay_every="step")
+    # cycle mode scales by gamma**cycle with a 1-based cycle: the first peak is already scaled once
+    return Cyclic(base, base + (peak - base) * gamma, step_size, decay=gamma)
+
+
+class _TFASchedule(Schedule):
+    """Base of the TensorFlow Addons-compatible classes: TFA's arguments and config."""
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        maximal_learning_rate: float,
+        step_size: float,
+        scale_fn: Any = "triangular",
+        scale_mode: str = "cycle",
+        name: str | None = None,
+    ) -> None:
+        schedule = _tfa_schedule(initial_learning_rate, maximal_learning_rate, step_size, scale_fn, scale_mode)
+        super().__init__(schedule, name=name or type(self).__name__)
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.maximal_learning_rate = float(maximal_learning_rate)
+        self.step_size = step_size
+        self.scale_fn = _scale_fn_config(scale_fn)
+        self.scale_mode = scale_mode
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "maximal_learning_rate": self.maximal_learning_rate,
+            "step_size": self.step_size,
+            "scale_fn": self.scale_fn,
+            "scale_mode": self.scale_mode,
+            "name": self.name,
+        }
+
+
+@_register
+class CyclicalLearningRate(_TFASchedule):
+    """TensorFlow Addons' ``CyclicalLearningRate``, with ``scale_fn`` a registered shape name or
+    dict (``'triangular'``, ``'triangular2'``, ``{'name': 'exp_range', 'gamma': g}``)."""
+
+
+class _FixedShape(_TFASchedule):
+    _shape: dict[str, Any] = {"name": "triangular"}
+    _default_mode = "cycle"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        maximal_learning_rate: float,
+        step_size: float,
+        scale_mode: str | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("scale_fn", None)  # from get_config: fixed by the class
+        super().__init__(
+            initial_learning_rate,
+            maximal_learning_rate,
+            step_size,
+            scale_fn=self._shape,
+            scale_mode=scale_mode or self._default_mode,
+            name=name,
+        )
+
+
+@_register
+class TriangularCyclicalLearningRate(_FixedShape):
+    """TensorFlow Addons' ``TriangularCyclicalLearningRate``."""
+
+
+@_register
+class TriangularLearningRate(_FixedShape):
+    """The seed document's ``TriangularLearningRate(initial_learning_rate, maximal_learning_rate,
+    step_size)``, which Keras itself does not have."""
+
+
+@_register
+class Triangular2CyclicalLearningRate(_FixedShape):
+    """TensorFlow Addons' ``Triangular2CyclicalLearningRate``: the amplitude halves every cycle."""
+
+    _shape = {"name": "triangular2"}
+
+
+@_register
+class ExponentialCyclicalLearningRate(_FixedShape):
+    """TensorFlow Addons' ``ExponentialCyclicalLearningRate``: amplitude times ``gamma**step``."""
+
+    _default_mode = "iterations"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        maximal_learning_rate: float,
+        step_size: float,
+        scale_mode: str | None = None,
+        gamma: float = 1.0,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if "scale_fn" in kwargs:  # from get_config
+            gamma = float(kwargs.pop("scale_fn").get("gamma", gamma))
+        self._shape = {"name": "exp_range", "gamma": float(gamma)}
+        self.gamma = float(gamma)
+        super().__init__(initial_learning_rate, maximal_learning_rate, step_size, scale_mode, name)
+
+
+# ---------------------------------------------------------------- cyclical momentum
+
+
+def _momentum_schedule(value: Any, param: str) -> CyclrSchedule | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None
+    schedule = from_config(value)
+    lo, hi = schedule.bounds
+    if not 0.0 <= lo <= hi < 1.0:
+        raise ValueError(f"{param}: the schedule's values must lie in [0, 1); its range is [{lo}, {hi}].")
+    return schedule
+
+
+class _ScheduledMomentum:
+    """Shared by the optimizers below: the scheduled value at the current update, as a tensor."""
+
+    iterations: Any
+
+    def _scheduled(self, schedule: CyclrSchedule, dtype: Any) -> Any:
+        return K.cast(schedule(self.iterations, xp=_OPS), dtype)
+
+
+@_register
+class SGD(_ScheduledMomentum, keras.optimizers.SGD):  # type: ignore[misc]
+    """``keras.optimizers.SGD`` whose ``momentum`` may be a cyclr schedule (or config dict).
+
+    Keras keeps ``momentum`` as a Python float and branches on it in ``update_step``, so a
+    schedule cannot be swapped in from outside under ``jit``; this subclass evaluates the
+    schedule at ``iterations`` inside the update (TensorFlow, JAX and torch backends alike).
+    ``learning_rate`` may also be a cyclr schedule.
+    """
+
+    def __init__(self, learning_rate: Any = 0.01, momentum: Any = 0.0, nesterov: bool = False, **kwargs: Any) -> None:
+        schedule = _momentum_schedule(momentum, "momentum")
+        initial = momentum if schedule is None else max(schedule.bounds[1], 1e-3)  # > 0: builds momentum slots
+        super().__init__(learning_rate=_as_keras_lr(learning_rate), momentum=initial, nesterov=nesterov, **kwargs)
+        self.momentum_schedule = schedule
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        if self.momentum_schedule is None:
+            return super().update_step(gradient, variable, learning_rate)  # type: ignore[no-any-return]
+        momentum = self._scheduled(self.momentum_schedule, variable.dtype)
+        lr = K.cast(learning_rate, variable.dtype)
+        step = K.multiply(K.cast(gradient, variable.dtype), lr)
+        m = self.momentums[self._get_variable_index(variable)]
+        self.assign(m, K.subtract(K.multiply(m, momentum), step))
+        if self.nesterov:
+            self.assign_add(variable, K.subtract(K.multiply(m, momentum), step))
+        else:
+            self.assign_add(variable, m)
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        if self.momentum_schedule is not None:
+            config["momentum"] = self.momentum_schedule.to_config()
+        return config
+
+
+class _ScheduledBeta1(_ScheduledMomentum):
+    """Adam's update with ``beta_1`` read from a schedule (bias correction with the current value,
+    as torch's Adam does when ``betas[0]`` changes)."""
+
+    beta_1_schedule: CyclrSchedule | None
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        if self.beta_1_schedule is None:
+            return super().update_step(gradient, variable, learning_rate)  # type: ignore[misc, no-any-return]
+        dtype = variable.dtype
+        beta_1 = self._scheduled(self.beta_1_schedule, dtype)
+        lr = K.cast(learning_rate, dtype)
+        gradient = K.cast(gradient, dtype)
+        local_step = K.cast(self.iterations + 1, dtype)
+        beta_1_power = K.power(beta_1, local_step)
+        beta_2_power = K.power(K.cast(self.beta_2, dtype), local_step)  # type: ignore[attr-defined]
+        index = self._get_variable_index(variable)  # type: ignore[attr-defined]
+        m, v = self._momentums[index], self._velocities[index]  # type: ignore[attr-defined]
+        alpha = lr * K.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        self.assign_add(m, K.multiply(K.subtract(gradient, m), 1 - beta_1))  # type: ignore[attr-defined]
+        self.assign_add(v, K.multiply(K.subtract(K.square(gradient), v), 1 - self.beta_2))  # type: ignore[attr-defined]
+        if self.amsgrad:  # type: ignore[attr-defined]
+            v_hat = self._velocity_hats[index]  # type: ignore[attr-defined]
+            self.assign(v_hat, K.maximum(v_hat, v))  # type: ignore[attr-defined]
+            v = v_hat
+        self.assign_sub(variable, K.divide(K.multiply(m, alpha), K.add(K.sqrt(v), self.epsilon)))  # type: ignore[attr-defined]
+        return None
+
+    def _beta_1_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        if self.beta_1_schedule is not None:
+            config["beta_1"] = self.beta_1_schedule.to_config()
+        return config
+
+
+@_register
+class Adam(_ScheduledBeta1, keras.optimizers.Adam):  # type: ignore[misc]
+    """``keras.optimizers.Adam`` whose ``beta_1`` may be a cyclr schedule (or config dict)."""
+
+    def __init__(self, learning_rate: Any = 0.001, beta_1: Any = 0.9, **kwargs: Any) -> None:
+        schedule = _momentum_schedule(beta_1, "beta_1")
+        initial = beta_1 if schedule is None else schedule.bounds[1]
+        super().__init__(learning_rate=_as_keras_lr(learning_rate), beta_1=initial, **kwargs)
+        self.beta_1_schedule = schedule
+
+    def get_config(self) -> dict[str, Any]:
+        return self._beta_1_config(super().get_config())
+
+
+@_register
+class AdamW(_ScheduledBeta1, keras.optimizers.AdamW):  # type: ignore[misc]
+    """``keras.optimizers.AdamW`` whose ``beta_1`` may be a cyclr schedule (or config dict)."""
+
+    def __init__(self, learning_rate: Any = 0.001, beta_1: Any = 0.9, **kwargs: Any) -> None:
+        schedule = _momentum_schedule(beta_1, "beta_1")
+        initial = beta_1 if schedule is None else schedule.bounds[1]
+        super().__init__(learning_rate=_as_keras_lr(learning_rate), beta_1=initial, **kwargs)
+        self.beta_1_schedule = schedule
+
+    def get_config(self) -> dict[str, Any]:
+        return self._beta_1_config(super().get_config())
+
+
+# ---------------------------------------------------------------- logging
+
+
+def _value_at(schedule_or_value: Any, step: int) -> float:
+    """A schedule's value at ``step`` on the host (cyclr: pure NumPy; Keras: evaluated)."""
+    if isinstance(schedule_or_value, Schedule):
+        return float(schedule_or_value.schedule(step))
+    if isinstance(schedule_or_value, CyclrSchedule):
+        return float(schedule_or_value(step))
+    if callable(schedule_or_value):
+        return float(np.asarray(K.convert_to_numpy(schedule_or_value(step))))
+    return float(np.asarray(K.convert_to_numpy(schedule_or_value)))
+
+
+class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
+    """Record the learning rate (and momentum or ``beta_1``) used by every batch.
+
+    Per-batch values go into ``self.history`` (``{"lr": [...], "momentum": [...]}``) and into the
+    batch ``logs`` (so a ``TensorBoard(update_freq='batch')`` placed after this callback writes
+    them); the epoch's last values go into the epoch logs, hence into ``model.fit``'s ``History``.
+    Values are computed from the schedules at the update count, which this callback tracks
+    itself: it never reads back optimizer variables (stale mid-epoch on the JAX backend).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {"lr": [], "momentum": []}
+        self._step = 0
+        self._current: dict[str, float] = {}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._step = int(K.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        opt = self.model.optimizer
+        current = {"lr": _value_at(opt._learning_rate, self._step)}
+        momentum = getattr(opt, "momentum_schedule", None) or getattr(opt, "beta_1_schedule", None)
+        if momentum is not None:
+            current["momentum"] = float(momentum(self._step))
+        elif hasattr(opt, "beta_1") or hasattr(opt, "momentum"):
+            current["momentum"] = float(getattr(opt, "beta_1", getattr(opt, "momentum", 0.0)))
+        self._current = current
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._step += 1
+        for key, value in self._current.items():
+            self.history[key].append(value)
+            if logs is not None:
+                logs[key] = value
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs.update(self._current)
