@@ -28,6 +28,9 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
 
+# Tests read the staged data sets beside the checkout and never download anything.
+test: export CYCLR_DATA_DIR := $(or $(CYCLR_DATA_DIR),$(abspath ../shared/data))
+test: export CYCLR_OFFLINE := 1
 # The main run uses Keras' TensorFlow backend; the Keras tests run again on JAX and torch.
 test: $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
