@@ -243,3 +243,40 @@ def summarize(schedule: Schedule, steps: int, momentum: tuple[float, float] | No
         m = np.asarray(schedule.mirror(*momentum)(t))
         row["momentum"] = (float(m.min()), float(m.max()))
     return row
+
+
+def plot_range_test(result: Any, path: str | Path | None = None, *, title: str | None = None) -> Any:
+    """A range test's curve: raw losses faint, smoothed bold, extra repeats thin, suggestions
+    marked, Smith's bounds shaded."""
+    from .finder import NoDescentError
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=120, layout="constrained")
+    _style(ax)
+    ax.ticklabel_format(axis="y", style="plain")
+    for curve in result.curves[1:]:
+        ax.plot(curve.lrs, curve.smoothed, color=PALETTE[5], linewidth=0.8, alpha=0.6)
+    ax.plot(result.lrs, result.losses, color=PALETTE[0], linewidth=0.8, alpha=0.3, label="loss")
+    ax.plot(result.lrs, result.smoothed, color=PALETTE[0], linewidth=2.0, label="smoothed loss")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("validation loss" if len(result.val_losses) else "training loss")
+    finite = result.smoothed[np.isfinite(result.smoothed)]
+    if finite.size:
+        low, first = float(finite.min()), float(finite[0])
+        ax.set_ylim(low - 0.1 * (first - low + 1e-12), max(first, low) + 0.6 * (first - low + 1e-12))
+    note = result.stop_reason
+    try:
+        s = result.suggestions
+        ax.axvspan(s["base_lr"], s["max_lr"], color=PALETTE[2], alpha=0.12, label="Smith bounds")
+        marks = {"valley": PALETTE[1], "steepest": PALETTE[3], "minimum": PALETTE[4]}
+        for name, color in marks.items():
+            ax.axvline(s[name], color=color, linewidth=1.2, linestyle="--", label=f"{name} {s[name]:.2g}")
+    except NoDescentError as err:
+        note = f"{note}; no suggestion: {err}"
+    ax.set_title(title or "LR range test", loc="left", fontsize=11)
+    ax.text(0.0, -0.16, note, transform=ax.transAxes, fontsize=8, color="#555555")
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    if path is not None:
+        fig.savefig(path, facecolor="white")
+    return fig

@@ -24,7 +24,9 @@ from torch import Tensor  # noqa: E402
 from torch.optim import Optimizer  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
-__all__ = ["MOMENTUM_SLOTS", "Scheduler"]
+from .finder._torch import lr_range_test  # noqa: E402
+
+__all__ = ["MOMENTUM_SLOTS", "Scheduler", "lr_range_test"]
 
 #: Where a param group keeps its momentum: SGD/RMSprop ``momentum``, Adam family ``betas[0]``.
 MOMENTUM_SLOTS = ("momentum", "betas", "beta1")

@@ -1,0 +1,280 @@
+"""The framework-free part of the LR range test: the sweep, smoothing, the stop rule and the result.
+
+A framework loop asks :class:`RangeTest` for the learning rate of each step, trains one step at
+that rate, reports the loss, and stops when told to; :meth:`RangeTest.result` then holds the
+curve, the suggestions and a complete schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import IntRange, NumberRange, OneOf, check
+from ..schedules import OneCycle, Schedule, Triangular, Triangular2
+from ._suggest import METHODS, NoDescentError, clean, smith_bounds
+
+__all__ = ["Curve", "RangeTest", "RangeTestResult"]
+
+
+@dataclass
+class Curve:
+    """One sweep: learning rates, raw and smoothed losses (and validation losses if measured)."""
+
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    stop_reason: str = "not started"
+    seconds: float = 0.0
+
+
+class RangeTest:
+    """Sweep state: exponential or linear LRs, bias-corrected EMA, the divergence stop.
+
+    Defaults follow fastai: ``1e-7`` to ``10`` over 100 steps, smoothing 0.98, stop when the
+    smoothed loss exceeds 4x the best (or is NaN/inf).
+    """
+
+    def __init__(
+        self,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_steps: int = 100,
+        mode: str = "exp",
+        smoothing: float = 0.98,
+        diverge: float = 4.0,
+    ) -> None:
+        check("lr_range_test", "start_lr", start_lr, [NumberRange(0.0, closed="neither")])
+        check("lr_range_test", "end_lr", end_lr, [NumberRange(start_lr, closed="neither")])
+        check("lr_range_test", "num_steps", num_steps, [IntRange(6)])
+        check("lr_range_test", "mode", mode, [OneOf(("exp", "linear"))])
+        check("lr_range_test", "smoothing", smoothing, [NumberRange(0.0, 1.0, closed="left")])
+        check("lr_range_test", "diverge", diverge, [NumberRange(1.0, closed="neither")])
+        self.start_lr, self.end_lr, self.num_steps = float(start_lr), float(end_lr), num_steps
+        self.mode, self.smoothing, self.diverge = mode, smoothing, diverge
+        self.curves: list[Curve] = []
+
+    def lr(self, i: int) -> float:
+        """The learning rate of step ``i`` (the last step reaches ``end_lr`` exactly)."""
+        frac = i / (self.num_steps - 1)
+        if self.mode == "exp":
+            return float(self.start_lr * (self.end_lr / self.start_lr) ** frac)
+        return self.start_lr + frac * (self.end_lr - self.start_lr)
+
+    def begin(self) -> Curve:
+        """Start a sweep (one per repeat)."""
+        self._avg, self._best, self._t0 = 0.0, math.inf, time.perf_counter()
+        curve = Curve(stop_reason="interrupted")
+        self.curves.append(curve)
+        return curve
+
+    def record(self, lr: float, loss: float, val_loss: float | None = None) -> bool:
+        """Record one step's loss; True when the sweep must stop (diverged, non-finite, done)."""
+        curve = self.curves[-1]
+        n = len(curve.losses) + 1
+        curve.lrs.append(lr)
+        curve.losses.append(loss)
+        if val_loss is not None:
+            curve.val_losses.append(val_loss)
+        watched = loss if val_loss is None else val_loss
+        curve.seconds = time.perf_counter() - self._t0
+        if not math.isfinite(watched):
+            curve.smoothed.append(math.nan)
+            curve.stop_reason = "non-finite loss"
+            return True
+        self._avg = self.smoothing * self._avg + (1 - self.smoothing) * watched
+        smooth = self._avg / (1 - self.smoothing**n)
+        curve.smoothed.append(smooth)
+        if n > 1 and smooth > self.diverge * self._best:
+            curve.stop_reason = f"diverged (smoothed loss > {self.diverge:g}x the best)"
+            return True
+        self._best = min(self._best, smooth)
+        if n >= self.num_steps:
+            curve.stop_reason = "completed"
+            return True
+        return False
+
+    def result(self, **info: Any) -> RangeTestResult:
+        settings = {
+            "start_lr": self.start_lr,
+            "end_lr": self.end_lr,
+            "num_steps": self.num_steps,
+            "mode": self.mode,
+            "smoothing": self.smoothing,
+            "diverge": self.diverge,
+        }
+        return RangeTestResult(self.curves, settings, info)
+
+
+class RangeTestResult:
+    """What a range test found: the curve(s), suggested LRs, bounds and a complete schedule.
+
+    With ``repeats > 1`` the first sweep is the main curve; :attr:`spread` reports how the
+    suggestions varied across sweeps (on different batches).
+    """
+
+    def __init__(self, curves: Sequence[Curve], settings: dict[str, Any], info: dict[str, Any]) -> None:
+        if not curves or not curves[0].lrs:
+            raise ValueError("the range test recorded no step.")
+        self.curves = list(curves)
+        self.settings = settings
+        self.info = info  # steps_per_epoch, seconds per epoch etc., when the loop knows them
+
+    # --------------------------------------------------------------- the curve
+    @property
+    def lrs(self) -> np.ndarray:
+        return np.asarray(self.curves[0].lrs)
+
+    @property
+    def losses(self) -> np.ndarray:
+        return np.asarray(self.curves[0].losses)
+
+    @property
+    def smoothed(self) -> np.ndarray:
+        return np.asarray(self.curves[0].smoothed)
+
+    @property
+    def val_losses(self) -> np.ndarray:
+        return np.asarray(self.curves[0].val_losses)
+
+    @property
+    def stop_reason(self) -> str:
+        return self.curves[0].stop_reason
+
+    @property
+    def steps(self) -> int:
+        """Training steps the test took, all repeats together."""
+        return sum(len(c.lrs) for c in self.curves)
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.seconds for c in self.curves)
+
+    # --------------------------------------------------------------- suggestions
+    def _suggest(self, curve: Curve) -> dict[str, float]:
+        lrs, losses = clean(np.asarray(curve.lrs), np.asarray(curve.smoothed))
+        out = {name: rule(lrs, losses) for name, rule in METHODS.items()}
+        out["base_lr"], out["max_lr"] = smith_bounds(lrs, losses)
+        return out
+
+    @property
+    def suggestions(self) -> dict[str, float]:
+        """Every rule's LR on the (first) smoothed curve: ``steepest``, ``valley``, ``minimum``,
+        and Smith's ``base_lr``/``max_lr``. Raises :class:`NoDescentError` for a flat curve."""
+        return self._suggest(self.curves[0])
+
+    @property
+    def suggestion(self) -> float:
+        """The one LR to use for a constant-LR run: fastai's valley."""
+        return self.suggestions["valley"]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(base_lr, max_lr)`` for a cyclical schedule (Smith's rule)."""
+        s = self.suggestions
+        return s["base_lr"], s["max_lr"]
+
+    @property
+    def spread(self) -> dict[str, tuple[float, float, float]]:
+        """Per rule, ``(min, median, max)`` of its suggestion over the repeats."""
+        per = []
+        for curve in self.curves:
+            try:
+                per.append(self._suggest(curve))
+            except NoDescentError:
+                continue
+        if not per:
+            raise NoDescentError("no repeat of the range test shows the loss falling.")
+        return {
+            k: (min(p[k] for p in per), float(np.median([p[k] for p in per])), max(p[k] for p in per)) for k in per[0]
+        }
+
+    # --------------------------------------------------------------- schedules
+    def schedule(
+        self,
+        kind: str = "one_cycle",
+        steps_per_epoch: int | None = None,
+        epochs: int = 1,
+        *,
+        cycle_epochs: int | None = None,
+    ) -> Schedule:
+        """A complete schedule from the test.
+
+        ``'one_cycle'``: ``max_lr`` from the valley rule, ``div_factor`` from the bounds (so
+        the start sits near Smith's ``base_lr``, clipped to 10-100), over the whole run.
+        ``'triangular'``/``'triangular2'``: Smith's bounds, with ``step_size`` 2-10 epochs so the
+        run holds a whole number of cycles (``cycle_epochs`` = epochs per half cycle overrides).
+        """
+        check("schedule", "kind", kind, [OneOf(("one_cycle", "triangular", "triangular2"))])
+        steps_per_epoch = steps_per_epoch or self.info.get("steps_per_epoch")
+        if not steps_per_epoch:
+            raise ValueError("schedule() needs steps_per_epoch (the loop could not tell the data's length).")
+        check("schedule", "epochs", epochs, [IntRange(1)])
+        total = steps_per_epoch * epochs
+        base, peak = self.bounds
+        if kind == "one_cycle":
+            max_lr = self.suggestion
+            div = float(np.clip(max_lr / max(base, 1e-12), 10.0, 100.0))
+            return OneCycle(max_lr=max_lr, total_steps=max(total, 2), div_factor=div)
+        half = cycle_epochs or self._half_cycle_epochs(epochs)
+        cls = Triangular if kind == "triangular" else Triangular2
+        if half * 2 > epochs:  # too short for Smith's rule: one cycle over the whole run
+            return cls(base, peak, step_size=max(total / 2, 1.0))
+        return cls(base, peak, step_size=half * steps_per_epoch)
+
+    @staticmethod
+    def _half_cycle_epochs(epochs: int) -> int:
+        """Smith: a half cycle of 2-10 epochs, the longest that fits whole cycles in the run."""
+        fitting = [k for k in range(2, 11) if epochs % (2 * k) == 0]
+        return max(fitting) if fitting else 2
+
+    @property
+    def momentum(self) -> tuple[float, float]:
+        """Momentum bounds to cycle with the LR (Smith & Topin): 0.85 to 0.95."""
+        return (0.85, 0.95)
+
+    # --------------------------------------------------------------- output
+    def to_config(self) -> dict[str, Any]:
+        """JSON-safe summary: settings, suggestions (or why there are none), and the curve."""
+        out: dict[str, Any] = {
+            "settings": dict(self.settings),
+            "stop_reason": self.stop_reason,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "curve": {"lrs": self.curves[0].lrs, "losses": self.curves[0].losses, "smoothed": self.curves[0].smoothed},
+        }
+        out.update({k: v for k, v in self.info.items() if isinstance(v, (int, float, str))})
+        try:
+            out["suggestions"] = self.suggestions
+            if self.info.get("steps_per_epoch"):
+                out["schedule"] = self.schedule("one_cycle", epochs=1).to_config()
+        except NoDescentError as err:
+            out["error"] = str(err)
+        if len(self.curves) > 1:
+            try:
+                out["spread"] = {k: list(v) for k, v in self.spread.items()}
+            except NoDescentError as err:
+                out["spread_error"] = str(err)
+        return out
+
+    def plot(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
+        """The curve on a log-LR axis: raw losses faint, smoothed bold, repeats thin, the
+        suggestions marked and Smith's bounds shaded. Returns the matplotlib figure."""
+        from ..plot import plot_range_test
+
+        return plot_range_test(self, path, title=title)
+
+    def __repr__(self) -> str:
+        try:
+            s = self.suggestions
+            found = ", ".join(f"{k}={v:.3g}" for k, v in s.items())
+        except NoDescentError as err:
+            found = f"no suggestion: {err}"
+        return f"RangeTestResult({self.steps} steps, {self.stop_reason}; {found})"

@@ -1,0 +1,122 @@
+"""Suggestion rules: turn a range-test curve into learning rates.
+
+Every rule takes ``(lrs, losses)``, already cleaned by :func:`clean` (finite points only, edges
+trimmed), and returns a learning rate; :func:`smith_bounds` returns two. They raise
+:class:`NoDescentError` rather than return a meaningless number when the curve never falls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["METHODS", "NoDescentError", "clean", "minimum", "smith_bounds", "steepest", "valley"]
+
+
+class NoDescentError(ValueError):
+    """The loss does not fall anywhere in the swept range, so no learning rate can be read off."""
+
+
+def clean(
+    lrs: np.ndarray, losses: np.ndarray, skip_start: float = 0.1, skip_end: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the points before the first non-finite loss, then trim the edges as fastai does
+    (the first ``skip_start`` fraction is warm-up noise; the last ``skip_end`` points are the
+    blow-up that stopped the test)."""
+    lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    bad = ~np.isfinite(losses) | ~np.isfinite(lrs) | (lrs <= 0)
+    n = int(np.argmax(bad)) if bad.any() else len(losses)
+    lrs, losses = lrs[:n], losses[:n]
+    start = int(len(lrs) * skip_start)
+    end = len(lrs) - skip_end if len(lrs) - skip_end - start >= 8 else len(lrs)
+    lrs, losses = lrs[start:end], losses[start:end]
+    if len(lrs) < 5:
+        raise NoDescentError(
+            f"only {len(lrs)} usable points on the curve (the loss diverged or was not finite almost at once): "
+            "lower start_lr, or check the model and the data."
+        )
+    return lrs, losses
+
+
+def _check_descent(losses: np.ndarray, min_drop: float = 0.02) -> None:
+    drop = float(losses[: max(3, len(losses) // 10)].max() - losses.min())
+    scale = max(abs(float(losses[0])), 1e-12)
+    if drop <= min_drop * scale:
+        raise NoDescentError(
+            f"the loss never falls by more than {100 * min_drop:.0f}% over the swept range "
+            f"(from {losses[0]:.4g} to a minimum of {losses.min():.4g}): widen the range (a lower start_lr or a "
+            "higher end_lr), run more steps, or check that the model can learn from this data."
+        )
+
+
+def steepest(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """Where the loss falls fastest against log(LR) (pytorch-lr-finder's and fastai's ``steep``),
+    over a window of 5% of the points and within the final descent into the lowest loss (see
+    :func:`smith_bounds`) when it is long enough, so that early noise cannot win."""
+    _check_descent(losses)
+    k = max(1, len(losses) // 20)
+    first, low = _descent(losses)
+    if low - first >= 2 * k:
+        lrs, losses = lrs[first : low + 1], losses[first : low + 1]
+    log_lr = np.log(lrs)
+    grads = (losses[k:] - losses[:-k]) / (log_lr[k:] - log_lr[:-k])
+    i = int(np.argmin(grads))
+    return float(np.exp((log_lr[i] + log_lr[i + k]) / 2))
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """fastai's default: the middle of the longest stretch of strictly decreasing loss."""
+    _check_descent(losses)
+    n = len(losses)
+    lds = np.ones(n, dtype=int)
+    for i in range(1, n):
+        earlier = losses[:i] > losses[i]
+        if earlier.any():
+            lds[i] = lds[:i][earlier].max() + 1
+    end = int(np.argmax(lds))
+    start = end - int(lds[end])
+    sections = (end - start) / 3
+    return float(lrs[start + int(sections) + int(sections / 2)])
+
+
+def minimum(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """A tenth of the LR at the lowest loss (fastai's ``minimum``)."""
+    _check_descent(losses)
+    return float(lrs[int(np.argmin(losses))] / 10)
+
+
+def smith_bounds(lrs: np.ndarray, losses: np.ndarray, threshold: float = 0.1) -> tuple[float, float]:
+    """Smith's CLR bounds from the final descent into the lowest loss.
+
+    ``base_lr``: where the loss starts to fall for good, the first point after the last one that
+    is still within ``threshold`` of the total drop from the starting level (the median of the
+    first fifth of the curve, robust to early noise). ``max_lr``: where it stops falling, the
+    first point within ``threshold`` of the drop from the lowest loss.
+    """
+    _check_descent(losses)
+    first_fall, low = _descent(losses, threshold)
+    start = _start_level(losses, low)
+    drop = start - float(losses[low])
+    stops = int(np.argmax(losses[: low + 1] <= losses[low] + threshold * drop))
+    stops = max(stops, first_fall + 1)
+    return float(lrs[min(first_fall, len(lrs) - 2)]), float(lrs[min(stops, len(lrs) - 1)])
+
+
+def _start_level(losses: np.ndarray, low: int) -> float:
+    """The loss before training bites: the median of the first half of the curve before its minimum."""
+    return float(np.median(losses[: max(3, low // 2 + 1)]))
+
+
+def _descent(losses: np.ndarray, threshold: float = 0.1) -> tuple[int, int]:
+    """``(first, low)``: the final descent, from the first point after the last one still within
+    ``threshold`` of the drop from the starting level, down to the lowest loss."""
+    low = int(np.argmin(losses))
+    start = _start_level(losses, low)
+    drop = start - float(losses[low])
+    if drop <= 0:
+        raise NoDescentError("the loss never falls below its starting level.")
+    above = np.flatnonzero(losses[:low] >= start - threshold * drop)
+    return (int(above[-1]) + 1 if above.size else 0), low
+
+
+#: The single-LR rules, by name.
+METHODS = {"steepest": steepest, "valley": valley, "minimum": minimum}
