@@ -104,17 +104,6 @@ class Ops:
         with the logarithm taken in float64, which keeps float32 steps accurate and is fast."""
         return self.exp(exponent * math.log(base))
 
-    def eps(self, x: Array) -> float:
-        """Relative precision of ``x``'s dtype."""
-        raise NotImplementedError
-
-    def snap(self, x: Array) -> Array:
-        """Round values lying within a few ulps of an integer onto it (cycle boundaries computed
-        through logarithms and powers must not drift across an integer step)."""
-        r = self.round(x)
-        tol = 64.0 * self.eps(x)
-        return self.where(self.abs(x - r) <= tol * self.maximum(self.abs(r), 1.0), r, x)
-
     def abs(self, x: Array) -> Array:
         raise NotImplementedError
 
@@ -174,9 +163,6 @@ class PythonOps(Ops):
 
     def powc(self, base: float, exponent: Array) -> Array:
         return float(base) ** float(exponent)
-
-    def eps(self, x: Array) -> float:
-        return 2.220446049250313e-16
 
     def abs(self, x: Array) -> Array:
         return abs(x)
@@ -239,9 +225,6 @@ class ModuleOps(Ops):
     def maximum(self, a: Array, b: Array) -> Array:
         return self.xp.maximum(a, b)
 
-    def eps(self, x: Array) -> float:
-        return float(self.xp.finfo(x.dtype).eps)
-
     def full_like(self, t: Array, value: float) -> Array:
         return self.xp.full_like(self.f(t), float(value))
 
@@ -265,9 +248,6 @@ class NumpyOps(ModuleOps):
 
     def is_int(self, t: Array) -> bool:
         return bool(np.asarray(t).dtype.kind in "iu")
-
-    def eps(self, x: Array) -> float:
-        return float(np.finfo(np.asarray(x).dtype).eps)
 
 
 class TorchOps(ModuleOps):
@@ -343,9 +323,6 @@ class JaxOps(ModuleOps):
     def is_int(self, t: Array) -> bool:
         return bool(self.jnp.issubdtype(self.jnp.asarray(t).dtype, self.jnp.integer))
 
-    def eps(self, x: Array) -> float:
-        return float(self.jnp.finfo(self.jnp.asarray(x).dtype).eps)  # type: ignore[no-untyped-call]
-
 
 class KerasOps(ModuleOps):
     """``keras.ops``: one formula for every Keras backend (TensorFlow, JAX, torch), float32."""
@@ -378,9 +355,6 @@ class KerasOps(ModuleOps):
 
     def fmod(self, x: Array, p: float) -> Array:
         return self.xp.mod(x, p)  # floor-mod equals fmod for the non-negative steps used here
-
-    def eps(self, x: Array) -> float:
-        return float(np.finfo(self._dtype(x)).eps)
 
 
 _PYTHON = PythonOps()

@@ -105,13 +105,14 @@ def adamw(
 
 
 def hyperparams(state: Any) -> dict[str, Any]:
-    """The hyperparameters used by the last update, found anywhere in an optax state (also inside
-    ``optax.chain``); empty if no ``inject_hyperparams`` state is there (optax #206, #964)."""
+    """The hyperparameters used by the last update, found anywhere in an optax state (inside
+    ``optax.chain``, ``multi_transform``, ``MultiSteps``...); empty if no ``inject_hyperparams``
+    state is there (optax #206, #964)."""
     if isinstance(state, optax.InjectStatefulHyperparamsState):
         return dict(state.hyperparams)
-    if isinstance(state, (tuple, list)):
-        for part in state:
-            found = hyperparams(part)
-            if found:
-                return found
+    parts = state.values() if isinstance(state, Mapping) else state if isinstance(state, (tuple, list)) else ()
+    for part in parts:
+        found = hyperparams(part)
+        if found:
+            return found
     return {}

@@ -161,7 +161,9 @@ class Polynomial(Schedule):
     end_lr: float = 0.0
 
     def _level(self, t: Array, ops: Ops) -> Array:
-        remaining = 1.0 - ops.minimum(ops.f(t), float(self.total_steps)) / self.total_steps
+        # (T - min(t, T)) / T, not 1 - min(t, T) / T: compilers rewrite x / T as x * (1 / T), and
+        # the rounding left over at t >= T would survive a power < 1 (0.1 ** 0.1 ~ 0.8)
+        remaining = (self.total_steps - ops.minimum(ops.f(t), float(self.total_steps))) / self.total_steps
         return ops.power(ops.maximum(remaining, 0.0), self.power)
 
     @property
@@ -181,15 +183,16 @@ class Linear(Schedule):
     """
 
     name = "linear"
+    affine = True
     constraints = {"start_lr": _LR, "end_lr": _LR, "total_steps": _STEPS}
 
     start_lr: float
     end_lr: float
     total_steps: int
 
-    def _value(self, t: Array, ops: Ops) -> Array:
+    def _level(self, t: Array, ops: Ops) -> Array:
         frac = ops.minimum(ops.f(t), float(self.total_steps)) / self.total_steps
-        return self.start_lr + (self.end_lr - self.start_lr) * frac
+        return frac if self.end_lr >= self.start_lr else 1.0 - frac
 
     @property
     def bounds(self) -> tuple[float, float]:

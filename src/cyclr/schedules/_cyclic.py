@@ -239,17 +239,24 @@ class SGDR(Schedule):
         x = ops.f(t)
         arg = 1.0 - (x / T0) * (1.0 - m)
         k = ops.maximum(ops.floor(ops.log(ops.maximum(arg, 1e-30)) / math.log(m)), 0.0)
-
-        def start(k: Array) -> Array:
-            """S(k) = T0 (m^k - 1) / (m - 1), snapped onto an integer step it lies within ulps of."""
-            return ops.snap(T0 * (ops.powc(m, k) - 1.0) / (m - 1.0))
-
-        # the logarithm can land one cycle off at a boundary: correct both ways
-        k = ops.where(x < start(k), ops.maximum(k - 1.0, 0.0), k)
-        k = ops.where(x >= start(k + 1.0), k + 1.0, k)
-        exhausted = arg <= 0.0
-        length = ops.maximum(T0 * ops.powc(m, k), 1e-30)  # shrinking cycles (m < 1) underflow
-        return k, x - start(k), length, exhausted
+        # Cycle k starts at S(k) = T0 (m^k - 1) / (m - 1). m^k comes from one exact power (not
+        # exp/log, which would move integer boundaries by an ulp); the logarithm above can land
+        # one cycle off at a boundary, so correct both ways with m^(k-1) = m^k / m, m^(k+1) = m m^k.
+        pk = ops.power(m, k)
+        if float(m).is_integer():  # m^k is an integer: undo any pow() rounding (TF's float32 pow)
+            pk = ops.round(pk)
+        start = T0 * (pk - 1.0) / (m - 1.0)
+        below = x < start
+        k = ops.where(below, k - 1.0, k)
+        pk = ops.where(below, pk / m, pk)
+        start = T0 * (pk - 1.0) / (m - 1.0)
+        nxt = T0 * (pk * m - 1.0) / (m - 1.0)
+        above = x >= nxt
+        k = ops.where(above, k + 1.0, k)
+        pk = ops.where(above, pk * m, pk)
+        start = ops.where(above, nxt, start)
+        length = ops.maximum(T0 * pk, 1e-30)  # shrinking cycles (m < 1) underflow
+        return k, x - start, length, arg <= 0.0
 
     def _level(self, t: Array, ops: Ops) -> Array:
         k, pos, length, exhausted = self._locate(t, ops)
