@@ -339,10 +339,17 @@ class KerasOps(ModuleOps):
         return str(self.keras.backend.standardize_dtype(x.dtype))
 
     def prepare(self, step: Any) -> Array:
-        return self.xp.maximum(self.xp.convert_to_tensor(step), 0)
+        t = self.xp.convert_to_tensor(step)
+        return self.maximum(t, 0)
 
     def f(self, t: Array) -> Array:
         return self.xp.cast(t, "float32")
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        # keras.ops narrows int64 to int32 on the JAX and torch backends; where() keeps the dtype
+        if isinstance(b, (int, float)) and self.is_int(a):
+            return self.xp.where(a > b, a, self.xp.full_like(a, b))
+        return self.xp.maximum(a, b)
 
     def is_int(self, t: Array) -> bool:
         return "int" in self._dtype(self.xp.convert_to_tensor(t))
@@ -350,7 +357,7 @@ class KerasOps(ModuleOps):
     def divmod(self, t: Array, period: float) -> tuple[Array, Array]:
         if self.is_int(t) and _integral(period):
             p = int(period)
-            return self.f(self.xp.floor_divide(t, p)), self.f(self.xp.mod(t, p))
+            return self.f(t // p), self.f(t % p)  # native operators keep int64 (keras.ops would not)
         return super().divmod(t, period)
 
     def fmod(self, x: Array, p: float) -> Array:

@@ -24,9 +24,11 @@ require("optax", "jax", "cyclr.jax")
 import jax  # noqa: E402
 import optax  # noqa: E402
 
+from .finder._jax import lr_range_test  # noqa: E402
+
 _OPS = get_ops("jax")
 
-__all__ = ["OptaxSchedule", "adam", "adamw", "hyperparams", "schedule", "sgd"]
+__all__ = ["OptaxSchedule", "adam", "adamw", "hyperparams", "lr_range_test", "schedule", "sgd"]
 
 ScheduleLike = Schedule | Mapping[str, Any]
 

@@ -28,6 +28,8 @@ from .schedules import Schedule as CyclrSchedule
 require("keras", "keras", "cyclr.keras")  # a clear message naming the extra if it is missing
 import keras  # noqa: E402
 
+from .finder._keras import lr_range_test  # noqa: E402
+
 K = keras.ops
 _OPS = get_ops("keras")
 _register = keras.saving.register_keras_serializable(package="cyclr")
@@ -44,6 +46,7 @@ __all__ = [
     "Triangular2CyclicalLearningRate",
     "TriangularCyclicalLearningRate",
     "TriangularLearningRate",
+    "lr_range_test",
 ]
 
 
@@ -356,37 +359,53 @@ def _value_at(schedule_or_value: Any, step: int) -> float:
     return float(np.asarray(K.convert_to_numpy(schedule_or_value)))
 
 
-class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
-    """Record the learning rate (and momentum or ``beta_1``) used by every batch.
+def _inner(optimizer: Any) -> Any:
+    """The optimizer doing the updates (unwraps ``LossScaleOptimizer``, as mixed precision adds)."""
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
 
-    Per-batch values go into ``self.history`` (``{"lr": [...], "momentum": [...]}``) and into the
-    batch ``logs`` (so a ``TensorBoard(update_freq='batch')`` placed after this callback writes
-    them); the epoch's last values go into the epoch logs, hence into ``model.fit``'s ``History``.
-    Values are computed from the schedules at the update count, which this callback tracks
-    itself: it never reads back optimizer variables (stale mid-epoch on the JAX backend).
+
+class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
+    """Record the learning rate (and momentum or ``beta_1``) of the training updates.
+
+    One entry per batch hook: per batch normally, and for the last update of each block with
+    ``steps_per_execution > 1``. Values go into ``self.history`` (``{"lr": [...], "momentum":
+    [...]}``) and into the batch ``logs`` (so a ``TensorBoard(update_freq='batch')`` placed after
+    this callback writes them); the epoch's last values go into the epoch logs, hence into
+    ``model.fit``'s ``History``. Values are computed from the schedules at the update count,
+    which this callback derives from the hooks' batch index: it never reads optimizer variables
+    mid-epoch (stale on the JAX backend). ``LossScaleOptimizer`` wrappers are looked through.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.history: dict[str, list[float]] = {"lr": [], "momentum": []}
-        self._step = 0
+        self._epoch_start = 0
+        self._done_in_epoch = 0
         self._current: dict[str, float] = {}
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._step = int(K.convert_to_numpy(self.model.optimizer.iterations))
+        self._epoch_start = int(K.convert_to_numpy(self.model.optimizer.iterations))
+        self._done_in_epoch = 0
 
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        opt = self.model.optimizer
-        current = {"lr": _value_at(opt._learning_rate, self._step)}
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch_start += self._done_in_epoch
+        self._done_in_epoch = 0
+
+    def _values(self, step: int) -> dict[str, float]:
+        opt = _inner(self.model.optimizer)
+        current = {"lr": _value_at(opt._learning_rate, step)}
         momentum = getattr(opt, "momentum_schedule", None) or getattr(opt, "beta_1_schedule", None)
         if momentum is not None:
-            current["momentum"] = float(momentum(self._step))
+            current["momentum"] = float(momentum(step))
         elif hasattr(opt, "beta_1") or hasattr(opt, "momentum"):
             current["momentum"] = float(getattr(opt, "beta_1", getattr(opt, "momentum", 0.0)))
-        self._current = current
+        return current
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._step += 1
+        self._done_in_epoch = batch + 1
+        self._current = self._values(self._epoch_start + batch)  # the update just made
         for key, value in self._current.items():
             self.history[key].append(value)
             if logs is not None:

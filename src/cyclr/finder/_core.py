@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from .._validation import IntRange, NumberRange, OneOf, check
 from ..schedules import OneCycle, Schedule, Triangular, Triangular2
 from ._suggest import METHODS, NoDescentError, clean, smith_bounds
 
-__all__ = ["Curve", "RangeTest", "RangeTestResult"]
+__all__ = ["Curve", "RangeTest", "RangeTestResult", "progress_bar"]
 
 
 @dataclass
@@ -278,3 +279,29 @@ class RangeTestResult:
         except NoDescentError as err:
             found = f"no suggestion: {err}"
         return f"RangeTestResult({self.steps} steps, {self.stop_reason}; {found})"
+
+
+class progress_bar:
+    """A rich progress bar (when rich is installed and asked for), else nothing."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total = enabled, total
+        self._ctx: Any = nullcontext()
+
+    def __enter__(self) -> Callable[[int], None]:
+        if self.enabled:
+            try:
+                from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            except ImportError:
+                self.enabled = False
+        if not self.enabled:
+            return lambda n: None
+        self._ctx = Progress(
+            TextColumn("LR range test"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn()
+        )
+        progress = self._ctx.__enter__()
+        task = progress.add_task("sweep", total=self.total)
+        return lambda n: progress.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)

@@ -7,7 +7,6 @@ import os
 import random
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sized
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 from .._validation import IntRange, OneOf, check
-from ._core import RangeTest, RangeTestResult
+from ._core import RangeTest, RangeTestResult, progress_bar
 
 __all__ = ["Snapshot", "lr_range_test"]
 
@@ -241,7 +240,7 @@ def lr_range_test(
     steps_per_epoch = len(train_data) // accumulation_steps if isinstance(train_data, Sized) else None
 
     snapshot = Snapshot(model, optimizer, scheduler, stage, stage_dir)
-    bar = _progress(progress and rank == 0, repeats * num_steps)
+    bar = progress_bar(progress and rank == 0, repeats * num_steps)
     try:
         with bar as update:
             for _ in range(repeats):
@@ -288,29 +287,3 @@ def _set_lr(group: dict[str, Any], lr: float) -> None:
         group["lr"].fill_(lr)
     else:
         group["lr"] = lr
-
-
-class _progress:
-    """A rich progress bar (when rich is installed and asked for), else nothing."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self._ctx: Any = nullcontext()
-
-    def __enter__(self) -> Callable[[int], None]:
-        if self.enabled:
-            try:
-                from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-            except ImportError:
-                self.enabled = False
-        if not self.enabled:
-            return lambda n: None
-        self._ctx = Progress(
-            TextColumn("LR range test"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn()
-        )
-        progress = self._ctx.__enter__()
-        task = progress.add_task("sweep", total=self.total)
-        return lambda n: progress.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
