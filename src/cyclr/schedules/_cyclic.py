@@ -204,7 +204,11 @@ class SGDR(Schedule):
         lr(t) = min\_lr + (max\_lr - min\_lr)\cdot decay^k \cdot \tfrac12\left(1 + \cos\frac{\pi\,t_{cur}}{T_k}\right)
 
     With integer ``period_mult`` and ``decay=1`` it equals torch ``CosineAnnealingWarmRestarts``.
-    After ``cycles`` cycles the rate holds ``min_lr``.
+    ``decay`` scales the amplitude ``max_lr - min_lr``, as Keras' ``CosineDecayRestarts`` scales
+    by ``m_mul`` while its floor ``alpha * initial_learning_rate`` stays put: ``sgdr(init,
+    first_decay_steps, min_lr=alpha * init, period_mult=t_mul, decay=m_mul)`` is that schedule.
+    timm's ``cycle_decay`` scales the peak instead; with ``min_lr=0`` the two agree. After
+    ``cycles`` cycles the rate holds ``min_lr``.
     """
 
     name = "sgdr"
