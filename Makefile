@@ -34,8 +34,8 @@ test: export CYCLR_OFFLINE := 1
 # The main run uses Keras' TensorFlow backend; the Keras tests run again on JAX and torch.
 test: $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/overhead.py

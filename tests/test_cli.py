@@ -186,3 +186,21 @@ def test_unsafe_yaml_spec_is_a_clear_error_not_a_traceback(runner: CliRunner, tm
     result = runner.invoke(cli, ["show", str(spec)])
     assert result.exit_code == 2
     assert "not a valid schedule YAML file" in result.output
+
+
+def test_find_prints_suggestions_and_a_schedule(runner: CliRunner, tmp_path: Path) -> None:
+    plot, out = tmp_path / "rt.png", tmp_path / "rt.json"
+    result = runner.invoke(cli, ["find", "--task", "digits", "--num-steps", "60", "-o", str(plot), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    for rule in ("steepest", "valley", "minimum", "base_lr", "max_lr"):
+        assert rule in result.output
+    saved = json.loads(out.read_text())
+    schedule = cyclr.from_config(saved["proposed"]["lr"])
+    assert schedule.name == "one_cycle" and schedule.max_lr == saved["suggestions"]["steepest"]  # type: ignore[attr-defined]
+    assert _png_shape(plot)[1] > 800
+
+
+def test_find_rejects_an_unknown_task(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["find", "--task", "imagenet"])
+    assert result.exit_code == 2
+    assert "valid tasks: digits" in result.output

@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
+from pathlib import Path
 from typing import Any
 
 try:
@@ -185,6 +186,90 @@ if click is not None:
         for i, (a, b) in enumerate(zip(t, lr)):
             table.add_row(str(a), f"{b:.6g}", *([f"{m[i]:.4f}"] if m is not None else []))
         console.print(table)
+
+    @cli.command()
+    @click.option("--task", default="digits", show_default=True, help="A benchmark task (see `cyclr bench --help`).")
+    @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
+    @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+    @click.option("--num-steps", type=click.IntRange(min=6), default=100, show_default=True)
+    @click.option("--start-lr", type=float, default=1e-7, show_default=True)
+    @click.option("--end-lr", type=float, default=10.0, show_default=True)
+    @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Sweeps, for the spread.")
+    @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Run length the proposed schedule covers.")
+    @click.option(
+        "--kind", type=click.Choice(["one_cycle", "triangular", "triangular2"]), default="one_cycle", show_default=True
+    )
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("-o", "--output", default="cyclr-range-test.png", show_default=True, help="Plot of the curve.")
+    @click.option("--json", "json_path", default=None, help="Also write the result (and the schedule) as JSON.")
+    def find(
+        task: str,
+        data_dir: str | None,
+        optimizer: str,
+        num_steps: int,
+        start_lr: float,
+        end_lr: float,
+        repeats: int,
+        epochs: int | None,
+        kind: str,
+        seed: int,
+        output: str,
+        json_path: str | None,
+    ) -> None:
+        """Run the LR range test on a task and propose a complete schedule.
+
+        Prints the suggestions (steepest, valley, minimum, Smith's bounds), the proposed
+        schedule as a config, and draws the curve.
+        """
+        import torch
+
+        from .bench import EpochBatches, get_task
+        from .bench.train import make_optimizer
+        from .finder import NoDescentError
+        from .torch import lr_range_test
+
+        try:
+            the_task = get_task(task)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--task") from err
+        console = _console()
+        with console.status(f"loading {task}..."):
+            data = the_task.load(data_dir)
+        torch.manual_seed(seed)
+        model = the_task.model()
+        opt = make_optimizer(optimizer, model, the_task.default_lr[optimizer])
+        loader = EpochBatches(data, the_task.batch_size, torch.Generator().manual_seed(seed))
+        result = lr_range_test(
+            model, opt, the_task.loss, loader, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, repeats=repeats
+        )
+        result.plot(output, title=f"LR range test: {task}, {optimizer}")
+        epochs = epochs or the_task.epochs
+        table = Table(
+            title=f"{task}: {result.steps} steps, {result.seconds:.1f} s ({result.stop_reason})", header_style="bold"
+        )
+        table.add_column("rule")
+        table.add_column("learning rate", justify="right")
+        if repeats > 1:
+            table.add_column(f"spread over {repeats} sweeps", justify="right")
+        try:
+            spread = result.spread if repeats > 1 else {}
+            for rule, value in result.suggestions.items():
+                extra = [f"{spread[rule][0]:.3g} .. {spread[rule][2]:.3g}"] if spread else []
+                table.add_row(rule, f"{value:.3g}", *extra)
+        except NoDescentError as err:
+            console.print(table)
+            console.print(f"[red]no suggestion:[/red] {err}")
+            console.print(f"[green]wrote[/green] {output}")
+            raise SystemExit(1) from err
+        console.print(table)
+        per_epoch = len(loader)
+        console.print(f"range test: {result.steps} steps; one epoch: {per_epoch} steps")
+        schedule = result.schedule(kind, steps_per_epoch=per_epoch, epochs=epochs)
+        config = {"lr": schedule.to_config(), "momentum": list(result.momentum), "epochs": epochs}
+        console.print_json(json.dumps(config))
+        if json_path:
+            Path(json_path).write_text(json.dumps({**result.to_config(), "proposed": config}, indent=2))
+        console.print(f"[green]wrote[/green] {output}" + (f" and {json_path}" if json_path else ""))
 
     @cli.command(name="list")
     def list_schedules() -> None:

@@ -254,14 +254,21 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
     fig, ax = plt.subplots(figsize=(9, 5), dpi=120, layout="constrained")
     _style(ax)
     ax.ticklabel_format(axis="y", style="plain")
+    from .finder import trend
+
     for curve in result.curves[1:]:
-        ax.plot(curve.lrs, curve.smoothed, color=PALETTE[5], linewidth=0.8, alpha=0.6)
-    ax.plot(result.lrs, result.losses, color=PALETTE[0], linewidth=0.8, alpha=0.3, label="loss")
-    ax.plot(result.lrs, result.smoothed, color=PALETTE[0], linewidth=2.0, label="smoothed loss")
+        raw = np.asarray(curve.losses, dtype=float)
+        n = int(np.argmax(~np.isfinite(raw))) if (~np.isfinite(raw)).any() else len(raw)
+        if n > 2:
+            ax.plot(curve.lrs[:n], trend(raw[:n]), color=PALETTE[5], linewidth=0.8, alpha=0.6)
+    watched = result.val_losses if len(result.val_losses) else result.losses
+    ax.plot(result.lrs, watched, color=PALETTE[0], linewidth=0.8, alpha=0.3, label="loss")
+    ax.plot(result.lrs, result.smoothed, color="#999999", linewidth=1.0, linestyle=":", label="EMA (stop rule)")
+    ax.plot(result.lrs, result.trend, color=PALETTE[0], linewidth=2.0, label="trend (suggestions)")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("validation loss" if len(result.val_losses) else "training loss")
-    finite = result.smoothed[np.isfinite(result.smoothed)]
+    finite = result.trend[np.isfinite(result.trend)]
     if finite.size:
         low, first = float(finite.min()), float(finite[0])
         ax.set_ylim(low - 0.1 * (first - low + 1e-12), max(first, low) + 0.6 * (first - low + 1e-12))

@@ -3,7 +3,7 @@ loops per framework (``cyclr.torch.lr_range_test``, ``cyclr.keras.lr_range_test`
 ``cyclr.jax.lr_range_test``)."""
 
 from ._core import Curve, RangeTest, RangeTestResult
-from ._suggest import METHODS, NoDescentError, clean, minimum, smith_bounds, steepest, valley
+from ._suggest import METHODS, NoDescentError, clean, minimum, smith_bounds, steepest, trend, valley
 
 __all__ = [
     "METHODS",
@@ -15,5 +15,6 @@ __all__ = [
     "minimum",
     "smith_bounds",
     "steepest",
+    "trend",
     "valley",
 ]

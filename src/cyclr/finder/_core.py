@@ -146,6 +146,18 @@ class RangeTestResult:
         return np.asarray(self.curves[0].val_losses)
 
     @property
+    def trend(self) -> np.ndarray:
+        """The zero-lag smoothed loss the suggestions are read from (NaN after a non-finite loss)."""
+        from ._suggest import trend
+
+        c = self.curves[0]
+        raw = np.asarray(c.val_losses if c.val_losses else c.losses, dtype=float)
+        n = int(np.argmax(~np.isfinite(raw))) if (~np.isfinite(raw)).any() else len(raw)
+        out = np.full(len(raw), np.nan)
+        out[:n] = trend(raw[:n]) if n else raw[:n]
+        return out
+
+    @property
     def stop_reason(self) -> str:
         return self.curves[0].stop_reason
 
@@ -160,21 +172,27 @@ class RangeTestResult:
 
     # --------------------------------------------------------------- suggestions
     def _suggest(self, curve: Curve) -> dict[str, float]:
-        lrs, losses = clean(np.asarray(curve.lrs), np.asarray(curve.smoothed))
+        watched = curve.val_losses if curve.val_losses else curve.losses
+        lrs, losses = clean(np.asarray(curve.lrs), np.asarray(watched))
         out = {name: rule(lrs, losses) for name, rule in METHODS.items()}
         out["base_lr"], out["max_lr"] = smith_bounds(lrs, losses)
         return out
 
     @property
     def suggestions(self) -> dict[str, float]:
-        """Every rule's LR on the (first) smoothed curve: ``steepest``, ``valley``, ``minimum``,
-        and Smith's ``base_lr``/``max_lr``. Raises :class:`NoDescentError` for a flat curve."""
+        """Every rule's LR on the (first) curve, smoothed without lag (:attr:`trend`): ``steepest``,
+        ``valley``, ``minimum``, and Smith's ``base_lr``/``max_lr``. Raises
+        :class:`NoDescentError` for a curve that does not fall."""
         return self._suggest(self.curves[0])
+
+    #: The rule behind :attr:`suggestion` and one-cycle's ``max_lr`` (chosen by
+    #: ``benchmarks/range_test_quality.py``; see the README for its figures).
+    default_rule = "steepest"
 
     @property
     def suggestion(self) -> float:
-        """The one LR to use for a constant-LR run: fastai's valley."""
-        return self.suggestions["valley"]
+        """The one LR the test recommends (the :attr:`default_rule`), e.g. one-cycle's ``max_lr``."""
+        return self.suggestions[self.default_rule]
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -208,7 +226,7 @@ class RangeTestResult:
     ) -> Schedule:
         """A complete schedule from the test.
 
-        ``'one_cycle'``: ``max_lr`` from the valley rule, ``div_factor`` from the bounds (so
+        ``'one_cycle'``: ``max_lr`` from :attr:`suggestion`, ``div_factor`` from the bounds (so
         the start sits near Smith's ``base_lr``, clipped to 10-100), over the whole run.
         ``'triangular'``/``'triangular2'``: Smith's bounds, with ``step_size`` 2-10 epochs so the
         run holds a whole number of cycles (``cycle_epochs`` = epochs per half cycle overrides).

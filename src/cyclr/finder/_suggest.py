@@ -1,7 +1,7 @@
 """Suggestion rules: turn a range-test curve into learning rates.
 
-Every rule takes ``(lrs, losses)``, already cleaned by :func:`clean` (finite points only, edges
-trimmed), and returns a learning rate; :func:`smith_bounds` returns two. They raise
+Every rule takes ``(lrs, losses)``, already cleaned by :func:`clean` (finite points only,
+smoothed without lag, edges trimmed), and returns a learning rate; :func:`smith_bounds` returns two. They raise
 :class:`NoDescentError` rather than return a meaningless number when the curve never falls.
 """
 
@@ -9,23 +9,43 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["METHODS", "NoDescentError", "clean", "minimum", "smith_bounds", "steepest", "valley"]
+__all__ = ["METHODS", "NoDescentError", "clean", "minimum", "smith_bounds", "steepest", "trend", "valley"]
 
 
 class NoDescentError(ValueError):
     """The loss does not fall anywhere in the swept range, so no learning rate can be read off."""
 
 
+def trend(losses: np.ndarray, window: float = 0.05) -> np.ndarray:
+    """Zero-lag smoothing: a bias-corrected EMA run forwards, then backwards over its output.
+
+    The usual one-sided EMA (fastai's 0.98 over 100 steps) lags by ~50 steps, i.e. several
+    decades of LR on an exponential sweep, and drags every suggestion to larger LRs; running it
+    both ways cancels the lag. ``window`` is the EMA's span as a fraction of the curve.
+    """
+    losses = np.asarray(losses, dtype=float)
+    beta = 1.0 - 1.0 / max(2.0, window * len(losses))
+
+    def ema(x: np.ndarray) -> np.ndarray:
+        out, avg = np.empty_like(x), 0.0
+        for i, v in enumerate(x):
+            avg = beta * avg + (1 - beta) * v
+            out[i] = avg / (1 - beta ** (i + 1))
+        return out
+
+    return ema(ema(losses)[::-1])[::-1]
+
+
 def clean(
     lrs: np.ndarray, losses: np.ndarray, skip_start: float = 0.1, skip_end: int = 5
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the points before the first non-finite loss, then trim the edges as fastai does
-    (the first ``skip_start`` fraction is warm-up noise; the last ``skip_end`` points are the
-    blow-up that stopped the test)."""
+    """Keep the points before the first non-finite loss, smooth them with :func:`trend`, then
+    trim the edges as fastai does (the first ``skip_start`` fraction is warm-up noise; the last
+    ``skip_end`` points are the blow-up that stopped the test)."""
     lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
     bad = ~np.isfinite(losses) | ~np.isfinite(lrs) | (lrs <= 0)
     n = int(np.argmax(bad)) if bad.any() else len(losses)
-    lrs, losses = lrs[:n], losses[:n]
+    lrs, losses = lrs[:n], (trend(losses[:n]) if n else losses[:n])
     start = int(len(lrs) * skip_start)
     end = len(lrs) - skip_end if len(lrs) - skip_end - start >= 8 else len(lrs)
     lrs, losses = lrs[start:end], losses[start:end]

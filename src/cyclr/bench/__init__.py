@@ -1,0 +1,5 @@
+"""``cyclr bench``: tasks, training runs and reports for measuring schedules on real data."""
+
+from .tasks import TASKS, EpochBatches, Task, TaskData, batches, get_task, register
+
+__all__ = ["TASKS", "EpochBatches", "Task", "TaskData", "batches", "get_task", "register"]

@@ -1,0 +1,280 @@
+"""Benchmark tasks: each one is data, a model, a loss, a metric and a target behind one small
+interface, so the harness (and ``cyclr find``) never special-cases a task.
+
+Add your own with :func:`register`::
+
+    @cyclr.bench.register
+    class MyTask(cyclr.bench.Task):
+        name = "my-task"
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["TASKS", "EpochBatches", "Task", "TaskData", "batches", "get_task", "register"]
+
+
+@dataclass
+class TaskData:
+    """Preloaded tensors (no per-batch Python work beyond slicing)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+
+class Task:
+    """A benchmark task. Subclasses set the class attributes and implement ``load`` and ``model``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    metric: ClassVar[str] = "accuracy"
+    higher_is_better: ClassVar[bool] = True
+    target: ClassVar[float] = 0.0
+    batch_size: ClassVar[int] = 128
+    epochs: ClassVar[int] = 5
+    #: a sensible constant LR per optimizer (the "framework default" strategy uses torch's own)
+    default_lr: ClassVar[dict[str, float]] = {"sgd": 0.05, "adam": 1e-3}
+
+    def load(self, data_dir: str | Path | None = None) -> TaskData:
+        raise NotImplementedError
+
+    def model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(output, target)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 1000) -> float:
+        """The task's metric on the test split (accuracy by default)."""
+        was_training = model.training
+        model.eval()
+        correct = 0
+        for i in range(0, len(data.x_test), batch_size):
+            out = model(data.x_test[i : i + batch_size])
+            correct += int((out.argmax(1) == data.y_test[i : i + batch_size]).sum())
+        model.train(was_training)
+        return correct / len(data.x_test)
+
+    def reached(self, value: float) -> bool:
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+    def steps_per_epoch(self, data: TaskData, batch_size: int | None = None) -> int:
+        return data.n_train // (batch_size or self.batch_size)
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task available by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"task class {cls.__name__} needs a name")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}.")
+    return TASKS[name]()
+
+
+def batches(data: TaskData, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled batches (the last partial batch of each epoch is dropped)."""
+    n = data.n_train
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch_size + 1, batch_size):
+            idx = order[i : i + batch_size]
+            yield data.x_train[idx], data.y_train[idx]
+
+
+class EpochBatches:
+    """One shuffled epoch per iteration, with ``len()`` = batches per epoch (for the range test,
+    which reads ``steps_per_epoch`` from it)."""
+
+    def __init__(self, data: TaskData, batch_size: int, generator: torch.Generator) -> None:
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+
+    def __len__(self) -> int:
+        return self.data.n_train // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(self.data.n_train, generator=self.generator)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self.data.x_train[idx], self.data.y_train[idx]
+
+
+def _images(x: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    return ((torch.from_numpy(x.astype(np.float32)) / 255.0 - mean) / std).unsqueeze(1)
+
+
+class _SmallCNN(nn.Module):
+    """Three conv blocks with batch norm and global average pooling (56k parameters on 28x28)."""
+
+    def __init__(self, width: int = 32, classes: int = 10, pool_first: bool = True) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *block(1, width),
+            nn.MaxPool2d(2) if pool_first else nn.Identity(),
+            *block(width, 2 * width),
+            nn.MaxPool2d(2),
+            *block(2 * width, 2 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(2 * width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # type: ignore[no-any-return]
+
+
+@register
+class Digits(Task):
+    """scikit-learn's bundled 8x8 digits (1,797 images): the embedded default, no download."""
+
+    name = "digits"
+    description = "8x8 digits (scikit-learn, bundled), small CNN"
+    target = 0.97
+    batch_size = 32
+    epochs = 8
+    default_lr = {"sgd": 0.05, "adam": 1e-3}
+
+    def load(self, data_dir: str | Path | None = None) -> TaskData:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = torch.from_numpy((digits.images / 16.0).astype(np.float32)).unsqueeze(1)
+        y = torch.from_numpy(digits.target.astype(np.int64))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        test, train = order[:360], order[360:]
+        return TaskData(x[train], y[train], x[test], y[test])
+
+    def model(self) -> nn.Module:
+        return _SmallCNN(width=16, pool_first=False)
+
+
+@register
+class MNIST(Task):
+    """MNIST handwritten digits, a small CNN (< 120k parameters); target 99.0% test accuracy."""
+
+    name = "mnist"
+    description = "MNIST, 3-block CNN (56k parameters)"
+    target = 0.99
+    batch_size = 128
+    epochs = 3
+
+    def load(self, data_dir: str | Path | None = None) -> TaskData:
+        from ..data import mnist
+
+        (x, y), (xt, yt) = mnist(data_dir)
+        return TaskData(
+            _images(x, 0.1307, 0.3081), torch.from_numpy(y), _images(xt, 0.1307, 0.3081), torch.from_numpy(yt)
+        )
+
+    def model(self) -> nn.Module:
+        return _SmallCNN(width=32)
+
+
+@register
+class FashionMNIST(MNIST):
+    """Fashion-MNIST, the same CNN; target 91% test accuracy (the best small CNNs reach ~92.5%)."""
+
+    name = "fashion-mnist"
+    description = "Fashion-MNIST, 3-block CNN (56k parameters)"
+    target = 0.91
+    epochs = 5
+
+    def load(self, data_dir: str | Path | None = None) -> TaskData:
+        from ..data import fashion_mnist
+
+        (x, y), (xt, yt) = fashion_mnist(data_dir)
+        return TaskData(
+            _images(x, 0.2860, 0.3530), torch.from_numpy(y), _images(xt, 0.2860, 0.3530), torch.from_numpy(yt)
+        )
+
+
+def _tokenize(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-z0-9£$]+|[!?]", text.lower())
+
+
+class _BagOfWords(nn.Module):
+    def __init__(self, vocab: int, width: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.EmbeddingBag(vocab, width, mode="mean", padding_idx=0)
+        self.head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))  # type: ignore[no-any-return]
+
+
+@register
+class SmsSpam(Task):
+    """SMS Spam Collection (5,574 messages): bag-of-words classifier; metric F1 on spam."""
+
+    name = "sms-spam"
+    description = "SMS Spam Collection, bag-of-words MLP (F1 on spam)"
+    metric = "f1"
+    target = 0.9
+    batch_size = 64
+    epochs = 10
+    max_tokens = 64
+    vocab_size = 8000
+
+    def load(self, data_dir: str | Path | None = None) -> TaskData:
+        from collections import Counter
+
+        from ..data import sms_spam
+
+        texts, labels = sms_spam(data_dir)
+        order = np.random.default_rng(0).permutation(len(texts))
+        cut = int(0.8 * len(texts))
+        train_idx, test_idx = order[:cut], order[cut:]
+        tokens = [_tokenize(t) for t in texts]
+        counts = Counter(w for i in train_idx for w in tokens[i])
+        vocab = {w: k + 1 for k, (w, _) in enumerate(counts.most_common(self.vocab_size - 1))}
+        ids = np.zeros((len(texts), self.max_tokens), dtype=np.int64)
+        for i, words in enumerate(tokens):
+            row = [vocab[w] for w in words if w in vocab][: self.max_tokens]
+            ids[i, : len(row)] = row
+        x, y = torch.from_numpy(ids), torch.from_numpy(labels)
+        return TaskData(x[train_idx], y[train_idx], x[test_idx], y[test_idx])
+
+    def model(self) -> nn.Module:
+        return _BagOfWords(self.vocab_size)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 1000) -> float:
+        was_training = model.training
+        model.eval()
+        pred = torch.cat(
+            [model(data.x_test[i : i + batch_size]).argmax(1) for i in range(0, len(data.x_test), batch_size)]
+        )
+        model.train(was_training)
+        tp = int(((pred == 1) & (data.y_test == 1)).sum())
+        fp = int(((pred == 1) & (data.y_test == 0)).sum())
+        fn = int(((pred == 0) & (data.y_test == 1)).sum())
+        return 2 * tp / max(2 * tp + fp + fn, 1)
