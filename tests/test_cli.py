@@ -196,7 +196,7 @@ def test_find_prints_suggestions_and_a_schedule(runner: CliRunner, tmp_path: Pat
         assert rule in result.output
     saved = json.loads(out.read_text())
     schedule = cyclr.from_config(saved["proposed"]["lr"])
-    assert schedule.name == "one_cycle" and schedule.max_lr == saved["suggestions"]["steepest"]  # type: ignore[attr-defined]
+    assert schedule.name == "one_cycle" and schedule.max_lr == saved["suggestions"]["max_lr"]  # type: ignore[attr-defined]
     assert _png_shape(plot)[1] > 800
 
 

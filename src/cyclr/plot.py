@@ -271,7 +271,8 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
     finite = result.trend[np.isfinite(result.trend)]
     if finite.size:
         low, first = float(finite.min()), float(finite[0])
-        ax.set_ylim(low - 0.1 * (first - low + 1e-12), max(first, low) + 0.6 * (first - low + 1e-12))
+        span = max(first - low, 0.05 * abs(low), 1e-3)  # a flat curve still gets a readable range
+        ax.set_ylim(low - 0.1 * span, max(first, low) + 0.6 * span)
     note = result.stop_reason
     try:
         s = result.suggestions
@@ -282,7 +283,9 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
     except NoDescentError as err:
         note = f"{note}; no suggestion: {err}"
     ax.set_title(title or "LR range test", loc="left", fontsize=11)
-    ax.text(0.0, -0.16, note, transform=ax.transAxes, fontsize=8, color="#555555")
+    import textwrap
+
+    ax.text(0.0, -0.16, textwrap.fill(note, 150), transform=ax.transAxes, fontsize=8, color="#555555", va="top")
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     if path is not None:
         fig.savefig(path, facecolor="white")

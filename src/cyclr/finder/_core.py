@@ -64,6 +64,8 @@ class RangeTest:
 
     def lr(self, i: int) -> float:
         """The learning rate of step ``i`` (the last step reaches ``end_lr`` exactly)."""
+        if i >= self.num_steps - 1:
+            return self.end_lr
         frac = i / (self.num_steps - 1)
         if self.mode == "exp":
             return float(self.start_lr * (self.end_lr / self.start_lr) ** frac)
@@ -185,9 +187,10 @@ class RangeTestResult:
         :class:`NoDescentError` for a curve that does not fall."""
         return self._suggest(self.curves[0])
 
-    #: The rule behind :attr:`suggestion` and one-cycle's ``max_lr`` (chosen by
-    #: ``benchmarks/range_test_quality.py``; see the README for its figures).
-    default_rule = "steepest"
+    #: The rule behind :attr:`suggestion` and one-cycle's ``max_lr``: Smith's upper bound, where
+    #: the loss stops falling (Smith & Topin's recipe). ``benchmarks/range_test_quality.py``
+    #: measured it closest to a grid's best one-cycle max_lr; see the README for its figures.
+    default_rule = "max_lr"
 
     @property
     def suggestion(self) -> float:
@@ -210,7 +213,10 @@ class RangeTestResult:
             except NoDescentError:
                 continue
         if not per:
-            raise NoDescentError("no repeat of the range test shows the loss falling.")
+            raise NoDescentError(
+                f"none of the {len(self.curves)} sweeps shows the loss falling: widen the range (a lower "
+                "start_lr or a higher end_lr), run more steps, or check that the model can learn from this data."
+            )
         return {
             k: (min(p[k] for p in per), float(np.median([p[k] for p in per])), max(p[k] for p in per)) for k in per[0]
         }
@@ -242,17 +248,13 @@ class RangeTestResult:
             max_lr = self.suggestion
             div = float(np.clip(max_lr / max(base, 1e-12), 10.0, 100.0))
             return OneCycle(max_lr=max_lr, total_steps=max(total, 2), div_factor=div)
-        half = cycle_epochs or self._half_cycle_epochs(epochs)
         cls = Triangular if kind == "triangular" else Triangular2
-        if half * 2 > epochs:  # too short for Smith's rule: one cycle over the whole run
-            return cls(base, peak, step_size=max(total / 2, 1.0))
-        return cls(base, peak, step_size=half * steps_per_epoch)
-
-    @staticmethod
-    def _half_cycle_epochs(epochs: int) -> int:
-        """Smith: a half cycle of 2-10 epochs, the longest that fits whole cycles in the run."""
-        fitting = [k for k in range(2, 11) if epochs % (2 * k) == 0]
-        return max(fitting) if fitting else 2
+        if cycle_epochs is not None:
+            return cls(base, peak, step_size=cycle_epochs * steps_per_epoch)
+        # Smith: half cycles of 2-10 epochs, and stop at the end of a cycle. The fewest cycles
+        # whose halves are at most 10 epochs; a run under 4 epochs gets one cycle.
+        cycles = max(1, math.ceil(epochs / 20))
+        return cls(base, peak, step_size=max(total / (2 * cycles), 1.0))
 
     @property
     def momentum(self) -> tuple[float, float]:
@@ -267,7 +269,11 @@ class RangeTestResult:
             "stop_reason": self.stop_reason,
             "steps": self.steps,
             "seconds": self.seconds,
-            "curve": {"lrs": self.curves[0].lrs, "losses": self.curves[0].losses, "smoothed": self.curves[0].smoothed},
+            "curve": {
+                "lrs": _json_floats(self.curves[0].lrs),
+                "losses": _json_floats(self.curves[0].losses),
+                "smoothed": _json_floats(self.curves[0].smoothed),
+            },
         }
         out.update({k: v for k, v in self.info.items() if isinstance(v, (int, float, str))})
         try:
@@ -297,6 +303,11 @@ class RangeTestResult:
         except NoDescentError as err:
             found = f"no suggestion: {err}"
         return f"RangeTestResult({self.steps} steps, {self.stop_reason}; {found})"
+
+
+def _json_floats(values: Sequence[float]) -> list[float | None]:
+    """Strict JSON has no NaN or infinity: those become null."""
+    return [float(v) if math.isfinite(v) else None for v in values]
 
 
 class progress_bar:

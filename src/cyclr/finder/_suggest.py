@@ -125,8 +125,9 @@ def smith_bounds(lrs: np.ndarray, losses: np.ndarray, threshold: float = 0.1) ->
 
 
 def _start_level(losses: np.ndarray, low: int) -> float:
-    """The loss before training bites: the median of the first half of the curve before its minimum."""
-    return float(np.median(losses[: max(3, low // 2 + 1)]))
+    """The loss before training bites: the median of the curve's first tenth (as the descent
+    check measures it), which the zero-lag trend already cleared of step-to-step noise."""
+    return float(np.median(losses[: max(3, len(losses) // 10)]))
 
 
 def _descent(losses: np.ndarray, threshold: float = 0.1) -> tuple[int, int]:
