@@ -311,7 +311,14 @@ class _ScheduledBeta1(_ScheduledMomentum):
         self.assign_sub(variable, K.divide(K.multiply(m, alpha), K.add(K.sqrt(v), self.epsilon)))  # type: ignore[attr-defined]
         return None
 
-    def _beta_1_config(self, config: dict[str, Any]) -> dict[str, Any]:
+    def __init__(self, learning_rate: Any = 0.001, beta_1: Any = 0.9, **kwargs: Any) -> None:
+        schedule = _momentum_schedule(beta_1, "beta_1")
+        initial = beta_1 if schedule is None else schedule.bounds[1]
+        super().__init__(learning_rate=_as_keras_lr(learning_rate), beta_1=initial, **kwargs)  # type: ignore[call-arg]
+        self.beta_1_schedule = schedule
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()  # type: ignore[misc]
         if self.beta_1_schedule is not None:
             config["beta_1"] = self.beta_1_schedule.to_config()
         return config
@@ -321,28 +328,10 @@ class _ScheduledBeta1(_ScheduledMomentum):
 class Adam(_ScheduledBeta1, keras.optimizers.Adam):  # type: ignore[misc]
     """``keras.optimizers.Adam`` whose ``beta_1`` may be a cyclr schedule (or config dict)."""
 
-    def __init__(self, learning_rate: Any = 0.001, beta_1: Any = 0.9, **kwargs: Any) -> None:
-        schedule = _momentum_schedule(beta_1, "beta_1")
-        initial = beta_1 if schedule is None else schedule.bounds[1]
-        super().__init__(learning_rate=_as_keras_lr(learning_rate), beta_1=initial, **kwargs)
-        self.beta_1_schedule = schedule
-
-    def get_config(self) -> dict[str, Any]:
-        return self._beta_1_config(super().get_config())
-
 
 @_register
 class AdamW(_ScheduledBeta1, keras.optimizers.AdamW):  # type: ignore[misc]
     """``keras.optimizers.AdamW`` whose ``beta_1`` may be a cyclr schedule (or config dict)."""
-
-    def __init__(self, learning_rate: Any = 0.001, beta_1: Any = 0.9, **kwargs: Any) -> None:
-        schedule = _momentum_schedule(beta_1, "beta_1")
-        initial = beta_1 if schedule is None else schedule.bounds[1]
-        super().__init__(learning_rate=_as_keras_lr(learning_rate), beta_1=initial, **kwargs)
-        self.beta_1_schedule = schedule
-
-    def get_config(self) -> dict[str, Any]:
-        return self._beta_1_config(super().get_config())
 
 
 # ---------------------------------------------------------------- logging

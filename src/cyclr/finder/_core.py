@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from .._validation import IntRange, NumberRange, OneOf, check
 from ..schedules import OneCycle, Schedule, Triangular, Triangular2
 from ._suggest import METHODS, NoDescentError, clean, smith_bounds
 
-__all__ = ["Curve", "RangeTest", "RangeTestResult", "progress_bar"]
+__all__ = ["Curve", "RangeTest", "RangeTestResult", "progress_bar", "repeat_batches"]
 
 
 @dataclass
@@ -303,6 +303,17 @@ class RangeTestResult:
         except NoDescentError as err:
             found = f"no suggestion: {err}"
         return f"RangeTestResult({self.steps} steps, {self.stop_reason}; {found})"
+
+
+def repeat_batches(data: Iterable[Any]) -> Iterator[Any]:
+    """The batches of ``data`` again and again (a sweep may outlast one epoch)."""
+    while True:
+        empty = True
+        for batch in data:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("lr_range_test: the data yielded no batch.")
 
 
 def _json_floats(values: Sequence[float]) -> list[float | None]:

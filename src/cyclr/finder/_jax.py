@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
 import jax
@@ -11,23 +11,13 @@ import numpy as np
 import optax
 
 from .._validation import IntRange, check
-from ._core import RangeTest, RangeTestResult, progress_bar
+from ._core import RangeTest, RangeTestResult, progress_bar, repeat_batches
 
 __all__ = ["lr_range_test"]
 
 
 def _sgd_momentum(learning_rate: Any) -> optax.GradientTransformation:
     return optax.sgd(learning_rate, momentum=0.9)
-
-
-def _repeat(data: Iterable[Any]) -> Iterator[Any]:
-    while True:
-        empty = True
-        for batch in data:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("lr_range_test: data yielded no batch.")
 
 
 def lr_range_test(
@@ -72,7 +62,7 @@ def lr_range_test(
         return optax.apply_updates(p, updates), state, loss
 
     evaluate = jax.jit(loss_fn)
-    batches = _repeat(data)
+    batches = repeat_batches(data)
     if steps_per_epoch is None and isinstance(data, Sized):
         steps_per_epoch = len(data)
     with progress_bar(progress, repeats * num_steps) as update:

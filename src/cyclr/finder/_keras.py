@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
 from .._validation import IntRange, check
-from ._core import RangeTest, RangeTestResult, progress_bar
+from ._core import RangeTest, RangeTestResult, progress_bar, repeat_batches
 
 __all__ = ["lr_range_test"]
 
@@ -73,14 +73,8 @@ def _batches(x: Any, y: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
                 idx = order[i : i + batch_size]
                 yield x[idx], (None if y is None else y[idx])
     else:
-        data: Iterable[Any] = x
-        while True:
-            empty = True
-            for batch in data:
-                empty = False
-                yield (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
-            if empty:
-                raise ValueError("lr_range_test: the dataset yielded no batch.")
+        for batch in repeat_batches(x):
+            yield (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
 
 
 def lr_range_test(

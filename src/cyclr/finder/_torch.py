@@ -6,7 +6,7 @@ import copy
 import os
 import random
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .._validation import IntRange, OneOf, check
-from ._core import RangeTest, RangeTestResult, progress_bar
+from ._core import RangeTest, RangeTestResult, progress_bar, repeat_batches
 
 __all__ = ["Snapshot", "lr_range_test"]
 
@@ -128,16 +128,6 @@ def _to(batch: Any, device: torch.device | None) -> Any:
     return batch
 
 
-def _forever(data: Iterable[Any]) -> Iterator[Any]:
-    while True:
-        empty = True
-        for batch in data:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("lr_range_test: train_data yielded no batch.")
-
-
 def _distributed() -> tuple[bool, int, int]:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
@@ -236,7 +226,7 @@ def lr_range_test(
     group_lrs = [float(g["lr"]) for g in optimizer.param_groups]
     top = max(group_lrs)
     ratios = [lr / top if top > 0 else 1.0 for lr in group_lrs]
-    batches = _forever(train_data)
+    batches = repeat_batches(train_data)
     steps_per_epoch = len(train_data) // accumulation_steps if isinstance(train_data, Sized) else None
 
     snapshot = Snapshot(model, optimizer, scheduler, stage, stage_dir)
