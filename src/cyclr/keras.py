@@ -238,12 +238,23 @@ def _momentum_schedule(value: Any, param: str) -> CyclrSchedule | None:
 
 
 class _ScheduledMomentum:
-    """Shared by the optimizers below: the scheduled value at the current update, as a tensor."""
+    """Shared by the optimizers below: the scheduled value at the current update, as a tensor,
+    evaluated once per ``apply`` (one update of all variables) rather than once per variable."""
 
     iterations: Any
+    _scheduled_now: Any = None
+
+    def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+        self._scheduled_now = None  # a fresh value for this update (and for each trace)
+        try:
+            return super().apply(grads, trainable_variables)  # type: ignore[misc]
+        finally:
+            self._scheduled_now = None
 
     def _scheduled(self, schedule: CyclrSchedule, dtype: Any) -> Any:
-        return K.cast(schedule(self.iterations, xp=_OPS), dtype)
+        if self._scheduled_now is None:
+            self._scheduled_now = schedule(self.iterations, xp=_OPS)
+        return K.cast(self._scheduled_now, dtype)
 
 
 @_register
