@@ -50,6 +50,7 @@ class Ops:
         """``(cycle index, position in cycle)`` as floats, exact for integer steps and periods."""
         if self.is_int(t) and _integral(period):
             p = int(period)
+            # native operators: exact for Python ints, and they keep int64 (keras.ops would not)
             return self.f(t // p), self.f(t % p)
         x = self.f(t)
         r = self.fmod(x, float(period))
@@ -104,9 +105,6 @@ class Ops:
         with the logarithm taken in float64, which keeps float32 steps accurate and is fast."""
         return self.exp(exponent * math.log(base))
 
-    def abs(self, x: Array) -> Array:
-        raise NotImplementedError
-
 
 class PythonOps(Ops):
     """Python floats through the ``math`` module: one value per optimizer step, no array cost."""
@@ -124,12 +122,6 @@ class PythonOps(Ops):
 
     def f(self, t: Array) -> Array:
         return float(t)
-
-    def divmod(self, t: Array, period: float) -> tuple[Array, Array]:
-        if isinstance(t, int) and float(period).is_integer():
-            q, r = divmod(t, int(period))  # exact for any int
-            return float(q), float(r)
-        return super().divmod(t, period)
 
     def is_int(self, t: Array) -> bool:
         return isinstance(t, int)
@@ -163,9 +155,6 @@ class PythonOps(Ops):
 
     def powc(self, base: float, exponent: Array) -> Array:
         return float(base) ** float(exponent)
-
-    def abs(self, x: Array) -> Array:
-        return abs(x)
 
     def where(self, cond: Array, a: Array, b: Array) -> Array:
         return a if cond else b
@@ -209,9 +198,6 @@ class ModuleOps(Ops):
 
     def sqrt(self, x: Array) -> Array:
         return self.xp.sqrt(x)
-
-    def abs(self, x: Array) -> Array:
-        return self.xp.abs(x)
 
     def power(self, a: Array, b: Array) -> Array:
         return self.xp.power(a, b)
@@ -353,12 +339,6 @@ class KerasOps(ModuleOps):
 
     def is_int(self, t: Array) -> bool:
         return "int" in self._dtype(self.xp.convert_to_tensor(t))
-
-    def divmod(self, t: Array, period: float) -> tuple[Array, Array]:
-        if self.is_int(t) and _integral(period):
-            p = int(period)
-            return self.f(t // p), self.f(t % p)  # native operators keep int64 (keras.ops would not)
-        return super().divmod(t, period)
 
     def fmod(self, x: Array, p: float) -> Array:
         return self.xp.mod(x, p)  # floor-mod equals fmod for the non-negative steps used here

@@ -17,7 +17,7 @@ from typing import Any
 
 from ._lazy import require
 from ._ops import get_ops
-from .schedules import Schedule, from_config
+from .schedules import Schedule, from_config, momentum_schedule
 
 require("jax", "jax", "cyclr.jax")  # clear messages naming the extra if either is missing
 require("optax", "jax", "cyclr.jax")
@@ -57,19 +57,9 @@ def schedule(s: ScheduleLike) -> OptaxSchedule:
 
 
 def _hyper(value: Any, lr: Schedule, name: str) -> Any:
-    """A float stays a float; ``(low, high)`` mirrors the LR schedule; a schedule is wrapped."""
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        low, high = (float(v) for v in value)
-        if not 0.0 <= low <= high < 1.0:
-            raise ValueError(f"{name}=(low, high) needs 0 <= low <= high < 1; got {value!r}.")
-        return OptaxSchedule(lr.mirror(low, high))
-    wrapped = OptaxSchedule(value)
-    lo, hi = wrapped.schedule.bounds
-    if not 0.0 <= lo <= hi < 1.0:
-        raise ValueError(f"{name}: the schedule's values must lie in [0, 1); its range is [{lo}, {hi}].")
-    return wrapped
+    """A float (or None) stays as it is; ``(low, high)`` or a schedule becomes an optax schedule."""
+    schedule = momentum_schedule(value, lr, owner="cyclr.jax", param=name)
+    return value if schedule is None else OptaxSchedule(schedule)
 
 
 def sgd(

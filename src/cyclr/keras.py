@@ -22,7 +22,7 @@ import numpy as np
 
 from ._lazy import require
 from ._ops import get_ops
-from .schedules import Cyclic, from_config
+from .schedules import Cyclic, from_config, momentum_schedule
 from .schedules import Schedule as CyclrSchedule
 
 require("keras", "keras", "cyclr.keras")  # a clear message naming the extra if it is missing
@@ -227,14 +227,9 @@ class ExponentialCyclicalLearningRate(_FixedShape):
 # ---------------------------------------------------------------- cyclical momentum
 
 
-def _momentum_schedule(value: Any, param: str) -> CyclrSchedule | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return None
-    schedule = from_config(value)
-    lo, hi = schedule.bounds
-    if not 0.0 <= lo <= hi < 1.0:
-        raise ValueError(f"{param}: the schedule's values must lie in [0, 1); its range is [{lo}, {hi}].")
-    return schedule
+def _momentum_schedule(owner: str, value: Any, learning_rate: Any, param: str) -> CyclrSchedule | None:
+    lr = learning_rate.schedule if isinstance(learning_rate, Schedule) else None
+    return momentum_schedule(value, lr, owner=owner, param=param)
 
 
 class _ScheduledMomentum:
@@ -268,9 +263,10 @@ class SGD(_ScheduledMomentum, keras.optimizers.SGD):  # type: ignore[misc]
     """
 
     def __init__(self, learning_rate: Any = 0.01, momentum: Any = 0.0, nesterov: bool = False, **kwargs: Any) -> None:
-        schedule = _momentum_schedule(momentum, "momentum")
+        learning_rate = _as_keras_lr(learning_rate)
+        schedule = _momentum_schedule("SGD", momentum, learning_rate, "momentum")
         initial = momentum if schedule is None else max(schedule.bounds[1], 1e-3)  # > 0: builds momentum slots
-        super().__init__(learning_rate=_as_keras_lr(learning_rate), momentum=initial, nesterov=nesterov, **kwargs)
+        super().__init__(learning_rate=learning_rate, momentum=initial, nesterov=nesterov, **kwargs)
         self.momentum_schedule = schedule
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
@@ -323,9 +319,10 @@ class _ScheduledBeta1(_ScheduledMomentum):
         return None
 
     def __init__(self, learning_rate: Any = 0.001, beta_1: Any = 0.9, **kwargs: Any) -> None:
-        schedule = _momentum_schedule(beta_1, "beta_1")
+        learning_rate = _as_keras_lr(learning_rate)
+        schedule = _momentum_schedule(type(self).__name__, beta_1, learning_rate, "beta_1")
         initial = beta_1 if schedule is None else schedule.bounds[1]
-        super().__init__(learning_rate=_as_keras_lr(learning_rate), beta_1=initial, **kwargs)  # type: ignore[call-arg]
+        super().__init__(learning_rate=learning_rate, beta_1=initial, **kwargs)  # type: ignore[call-arg]
         self.beta_1_schedule = schedule
 
     def get_config(self) -> dict[str, Any]:

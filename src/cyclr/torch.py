@@ -17,7 +17,7 @@ from typing import Any
 from ._lazy import require
 from ._ops import get_ops
 from ._validation import InvalidParameterError
-from .schedules import Mirror, Schedule, from_config
+from .schedules import Mirror, Schedule, from_config, momentum_schedule
 
 torch = require("torch", "torch", "cyclr.torch")
 from torch import Tensor  # noqa: E402
@@ -131,21 +131,21 @@ class Scheduler(LRScheduler):
 
     # ------------------------------------------------------------------ set-up
     def _momentum_schedules(self, momentum: Any, n: int) -> list[Schedule]:
-        if momentum is None:
-            return []
-        if isinstance(momentum, tuple) and len(momentum) == 2 and all(isinstance(v, (int, float)) for v in momentum):
-            low, high = (float(v) for v in momentum)
-            if not 0.0 <= low <= high < 1.0:
-                raise InvalidParameterError("Scheduler", "momentum", momentum, "(low, high) with 0 <= low <= high < 1")
-            mirrors: dict[int, Schedule] = {}
-            return [mirrors.setdefault(id(s), s.mirror(low, high)) for s in self.lr_schedules]
-        out = _schedules(momentum, n, "momentum")
-        for s in out:
-            lo, hi = s.bounds
-            if not 0.0 <= lo <= hi < 1.0:
-                allowed = f"a schedule with values in [0, 1) (its range is [{lo}, {hi}])"
-                raise InvalidParameterError("Scheduler", "momentum", s.to_config(), allowed)
-        return out
+        pair = isinstance(momentum, tuple) and all(isinstance(v, (int, float)) for v in momentum)
+        if isinstance(momentum, Sequence) and not isinstance(momentum, str) and not pair:  # one per group
+            out = [
+                momentum_schedule(m, lr, owner="Scheduler", param="momentum")
+                for m, lr in zip(momentum, self.lr_schedules)
+            ]
+            if len(momentum) != n or any(m is None for m in out):
+                raise InvalidParameterError("Scheduler", "momentum", momentum, f"one schedule per param group ({n})")
+            return [m for m in out if m is not None]
+        built: dict[int, Schedule | None] = {}  # groups sharing an LR schedule share its momentum
+        out = [
+            built.setdefault(id(lr), momentum_schedule(momentum, lr, owner="Scheduler", param="momentum"))
+            for lr in self.lr_schedules
+        ]
+        return [m for m in out if m is not None]
 
     @staticmethod
     def _scales(scale: str | Sequence[float], groups: list[dict[str, Any]]) -> list[float]:

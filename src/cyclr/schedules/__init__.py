@@ -2,7 +2,7 @@
 
 from ._base import REGISTRY, Schedule, from_config, load_config, parse_short, registered
 from ._basic import WSD, Constant, Cosine, Exponential, Linear, MultiStep, Polynomial, StepDecay
-from ._compose import Join, Mirror, Warmup
+from ._compose import Join, Mirror, Warmup, momentum_schedule
 from ._cyclic import SGDR, Cyclic, ExpRange, OneCycle, Triangular, Triangular2
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Warmup",
     "from_config",
     "load_config",
+    "momentum_schedule",
     "parse_short",
     "registered",
 ]

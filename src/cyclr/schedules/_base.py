@@ -86,8 +86,11 @@ class Schedule:
     def _value(self, t: Array, ops: Ops) -> Array:
         if not self.affine:
             raise NotImplementedError(f"{type(self).__name__} must implement _value (or _level with affine = True)")
+        return self._from_level(self._level(t, ops))
+
+    def _from_level(self, level: Array) -> Array:
         lo, hi = self.bounds
-        return lo + (hi - lo) * self._level(t, ops)
+        return lo + (hi - lo) * level
 
     def _level(self, t: Array, ops: Ops) -> Array:
         lo, hi = self.bounds
@@ -104,9 +107,8 @@ class Schedule:
         """``(self(step), self.level(step))`` for a Python int step, sharing work when affine."""
         ops = _resolve(step, "python")
         if self.affine:
-            lo, hi = self.bounds
             level = self._level(step, ops)
-            return lo + (hi - lo) * level, level
+            return self._from_level(level), level
         return self._value(step, ops), self._level(step, ops)
 
     @property

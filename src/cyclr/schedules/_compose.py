@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from .._ops import Array, Ops
 from .._validation import IntList, IntRange, NumberRange, OneOf, ScheduleList, ScheduleRef
@@ -181,3 +182,28 @@ class Mirror(Schedule):
 
     def cycle_starts(self, until: int) -> list[float]:
         return self.schedule.cycle_starts(until)
+
+
+def momentum_schedule(value: Any, lr: Schedule | None, *, owner: str, param: str) -> Schedule | None:
+    """What every adapter accepts for momentum (or Adam's beta1), as one schedule.
+
+    ``None`` or a plain number: ``None`` (the framework's float is left alone). ``(low, high)``:
+    ``lr.mirror(low, high)``, opposite to the LR. A schedule or config dict: itself. Values must
+    lie in ``[0, 1)`` (DeepSpeed #8589: a beta1 past 1 breaks Adam).
+    """
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        low, high = (float(v) for v in value)
+        if not 0.0 <= low <= high < 1.0:
+            raise ValueError(f"{owner} {param}: (low, high) needs 0 <= low <= high < 1; got {value!r}.")
+        if lr is None:
+            raise ValueError(f"{owner} {param}: (low, high) mirrors a cyclr LR schedule, and none was given.")
+        return lr.mirror(low, high)
+    from ._base import from_config
+
+    schedule = from_config(value)
+    lo, hi = schedule.bounds
+    if not 0.0 <= lo <= hi < 1.0:
+        raise ValueError(f"{owner} {param}: the schedule's values must lie in [0, 1); its range is [{lo}, {hi}].")
+    return schedule
