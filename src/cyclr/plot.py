@@ -257,10 +257,7 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
     from .finder import trend
 
     for curve in result.curves[1:]:
-        raw = np.asarray(curve.losses, dtype=float)
-        n = int(np.argmax(~np.isfinite(raw))) if (~np.isfinite(raw)).any() else len(raw)
-        if n > 2:
-            ax.plot(curve.lrs[:n], trend(raw[:n]), color=PALETTE[5], linewidth=0.8, alpha=0.6)
+        ax.plot(curve.lrs, trend(np.asarray(curve.losses)), color=PALETTE[5], linewidth=0.8, alpha=0.6)
     watched = result.val_losses if len(result.val_losses) else result.losses
     ax.plot(result.lrs, watched, color=PALETTE[0], linewidth=0.8, alpha=0.3, label="loss")
     ax.plot(result.lrs, result.smoothed, color="#999999", linewidth=1.0, linestyle=":", label="EMA (stop rule)")

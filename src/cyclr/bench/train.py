@@ -74,6 +74,8 @@ def train(
     opt = make_optimizer(optimizer, model, float(schedule(0)))
     sched = Scheduler(opt, schedule, momentum=momentum, past_end="hold")
     per_epoch = task.steps_per_epoch(data, batch_size)
+    if per_epoch < 1:
+        raise ValueError(f"{task.name}: {data.n_train} training examples make no batch of {batch_size}.")
     total = per_epoch * epochs
     eval_at = {round(per_epoch * (k + 1) / evals_per_epoch) for k in range(evals_per_epoch * epochs)}
     stream = batches(data, batch_size, torch.Generator().manual_seed(seed))

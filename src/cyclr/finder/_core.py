@@ -19,7 +19,7 @@ import numpy as np
 
 from .._validation import IntRange, NumberRange, OneOf, check
 from ..schedules import OneCycle, Schedule, Triangular, Triangular2
-from ._suggest import METHODS, NoDescentError, clean, smith_bounds
+from ._suggest import METHODS, NoDescentError, clean, smith_bounds, trend
 
 __all__ = ["Curve", "RangeTest", "RangeTestResult", "progress_bar", "repeat_batches"]
 
@@ -116,6 +116,11 @@ class RangeTest:
         return RangeTestResult(self.curves, settings, info)
 
 
+def _watched(curve: Curve) -> np.ndarray:
+    """The losses the suggestions read: validation losses when measured, else training losses."""
+    return np.asarray(curve.val_losses if curve.val_losses else curve.losses, dtype=float)
+
+
 class RangeTestResult:
     """What a range test found: the curve(s), suggested LRs, bounds and a complete schedule.
 
@@ -150,14 +155,7 @@ class RangeTestResult:
     @property
     def trend(self) -> np.ndarray:
         """The zero-lag smoothed loss the suggestions are read from (NaN after a non-finite loss)."""
-        from ._suggest import trend
-
-        c = self.curves[0]
-        raw = np.asarray(c.val_losses if c.val_losses else c.losses, dtype=float)
-        n = int(np.argmax(~np.isfinite(raw))) if (~np.isfinite(raw)).any() else len(raw)
-        out = np.full(len(raw), np.nan)
-        out[:n] = trend(raw[:n]) if n else raw[:n]
-        return out
+        return trend(_watched(self.curves[0]))
 
     @property
     def stop_reason(self) -> str:
@@ -174,8 +172,7 @@ class RangeTestResult:
 
     # --------------------------------------------------------------- suggestions
     def _suggest(self, curve: Curve) -> dict[str, float]:
-        watched = curve.val_losses if curve.val_losses else curve.losses
-        lrs, losses = clean(np.asarray(curve.lrs), np.asarray(watched))
+        lrs, losses = clean(np.asarray(curve.lrs), _watched(curve))
         out = {name: rule(lrs, losses) for name, rule in METHODS.items()}
         out["base_lr"], out["max_lr"] = smith_bounds(lrs, losses)
         return out

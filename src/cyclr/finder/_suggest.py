@@ -21,10 +21,13 @@ def trend(losses: np.ndarray, window: float = 0.05) -> np.ndarray:
 
     The usual one-sided EMA (fastai's 0.98 over 100 steps) lags by ~50 steps, i.e. several
     decades of LR on an exponential sweep, and drags every suggestion to larger LRs; running it
-    both ways cancels the lag. ``window`` is the EMA's span as a fraction of the curve.
+    both ways cancels the lag. ``window`` is the EMA's span as a fraction of the curve. From the
+    first non-finite loss on, the trend is NaN.
     """
     losses = np.asarray(losses, dtype=float)
-    beta = 1.0 - 1.0 / max(2.0, window * len(losses))
+    bad = ~np.isfinite(losses)
+    n = int(np.argmax(bad)) if bad.any() else len(losses)
+    beta = 1.0 - 1.0 / max(2.0, window * n)
 
     def ema(x: np.ndarray) -> np.ndarray:
         out, avg = np.empty_like(x), 0.0
@@ -33,7 +36,9 @@ def trend(losses: np.ndarray, window: float = 0.05) -> np.ndarray:
             out[i] = avg / (1 - beta ** (i + 1))
         return out
 
-    return ema(ema(losses)[::-1])[::-1]
+    out = np.full(len(losses), np.nan)
+    out[:n] = ema(ema(losses[:n])[::-1])[::-1]
+    return out
 
 
 def clean(
@@ -45,7 +50,7 @@ def clean(
     lrs, losses = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
     bad = ~np.isfinite(losses) | ~np.isfinite(lrs) | (lrs <= 0)
     n = int(np.argmax(bad)) if bad.any() else len(losses)
-    lrs, losses = lrs[:n], (trend(losses[:n]) if n else losses[:n])
+    lrs, losses = lrs[:n], trend(losses[:n])
     start = int(len(lrs) * skip_start)
     end = len(lrs) - skip_end if len(lrs) - skip_end - start >= 8 else len(lrs)
     lrs, losses = lrs[start:end], losses[start:end]
