@@ -271,6 +271,68 @@ if click is not None:
             Path(json_path).write_text(json.dumps({**result.to_config(), "proposed": config}, indent=2))
         console.print(f"[green]wrote[/green] {output}" + (f" and {json_path}" if json_path else ""))
 
+    @cli.command()
+    @click.option("--task", "tasks", default="digits", show_default=True, help="Tasks, comma-separated.")
+    @click.option("--strategies", default="all", show_default=True, help="Strategies, comma-separated, or 'all'.")
+    @click.option("--optimizers", default="sgd,adam", show_default=True, help="sgd (momentum 0.9) and/or adam (AdamW).")
+    @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per strategy.")
+    @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget [default: each task's own].")
+    @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
+    @click.option("--out", default="cyclr-bench", show_default=True, type=click.Path(file_okay=False))
+    @click.option("--resume", is_flag=True, help="Keep the finished runs in --out and run only the rest.")
+    @click.option("--train-subset", type=click.IntRange(min=1), default=None, help="Use only N training examples.")
+    @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
+    @click.option("--report-only", is_flag=True, help="Rewrite the report from the runs stored in --out.")
+    @click.option("--list", "list_only", is_flag=True, help="List the tasks and strategies, then exit.")
+    def bench(
+        tasks: str,
+        strategies: str,
+        optimizers: str,
+        seeds: int,
+        epochs: int | None,
+        workers: int,
+        out: str,
+        resume: bool,
+        train_subset: int | None,
+        data_dir: str | None,
+        report_only: bool,
+        list_only: bool,
+    ) -> None:
+        """Measure schedules against each other on real tasks: the seed's claims, checked.
+
+        With no options: every strategy with SGD and AdamW, 3 seeds, on the bundled 8x8 digits
+        (no download, a few minutes on 2 cores). Every finished run is stored in --out at once
+        (runs.sqlite); --resume continues an interrupted bench. The report (report.md,
+        report.html with plots, report.json) is written to --out.
+        """
+        from .bench import TASKS
+        from .bench.harness import BenchConfig, run_bench
+        from .bench.strategies import STRATEGIES
+
+        console = _console()
+        if list_only:
+            _print_catalogue(console, TASKS, STRATEGIES)
+            return
+        try:
+            config = BenchConfig(
+                tasks=[t.strip() for t in tasks.split(",")],
+                strategies=[x.strip() for x in strategies.split(",")] if strategies != "all" else list(STRATEGIES),
+                optimizers=[o.strip() for o in optimizers.split(",")],
+                seeds=seeds,
+                epochs=epochs,
+                workers=workers,
+                out=Path(out),
+                resume=resume or report_only,
+                train_subset=train_subset,
+                data_dir=data_dir,
+            )
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
+        if report_only:
+            _report_only(console, config)
+            return
+        _run_with_progress(console, config, run_bench)
+
     @cli.command(name="list")
     def list_schedules() -> None:
         """List every schedule with its parameters and defaults."""
@@ -289,6 +351,130 @@ if click is not None:
             doc = (cls.__doc__ or "").strip().splitlines()[0]
             table.add_row(name, params, doc)
         _console().print(table)
+
+    def _print_catalogue(console: Console, tasks: Any, strategies: Any) -> None:
+        table = Table(title="tasks", title_justify="left", header_style="bold")
+        for col in ("name", "framework", "metric", "target", "epochs", "description"):
+            table.add_column(col)
+        for name in sorted(tasks):
+            t = tasks[name]
+            direction = "higher" if t.higher_is_better else "lower"
+            table.add_row(
+                name, t.framework, f"{t.metric} ({direction} is better)", f"{t.target:g}", str(t.epochs), t.description
+            )
+        console.print(table)
+        table = Table(title="strategies", title_justify="left", header_style="bold")
+        table.add_column("name")
+        table.add_column("what it does")
+        for s in strategies.values():
+            table.add_row(s.name, s.description)
+        console.print(table)
+
+    def _summary(console: Console, out: Path) -> None:
+        from .bench.report import aggregate
+        from .bench.store import Store
+
+        with Store(out) as store:
+            tables = aggregate(list(store.records()), store.meta("plan"))
+        for t in tables:
+            table = Table(
+                title=f"{t.task} / {t.optimizer}: {t.total_steps} steps, target {t.metric} {t.target:g}",
+                title_justify="left",
+                header_style="bold",
+            )
+            for col in ("strategy", f"final {t.metric}", "reached", "steps to target", "speed-up", "vs best const."):
+                table.add_column(col, justify="left" if col == "strategy" else "right")
+            for r in t.rows:
+                best = r.key == t.best_constant
+                sp = r.speedup_target or r.speedup_match
+                kind = "" if r.speedup_target else " (match)"
+                diff = (
+                    "" if best or r.final_diff is None else f"{r.final_diff[0]:+.4f}" + ("" if r.beyond_noise else " ~")
+                )
+                table.add_row(
+                    ("[bold]" if best else "") + r.label + (" (best constant)" if best else ""),
+                    f"{r.final:.4f} ± {r.final_std:.4f}",
+                    f"{r.reached}/{r.seeds}",
+                    "—" if r.steps_to_target is None else f"{r.steps_to_target:.0f}",
+                    "—" if sp is None else f"{sp[0]:.2f}x{kind}",
+                    diff,
+                )
+            console.print(table)
+            console.print(t.verdict.replace("**", ""))
+        console.print("(~: within seed noise; speed-ups vs the best constant LR, paired by seed)")
+
+    def _report_only(console: Console, config: Any) -> None:
+        from .bench.report import write_report
+        from .bench.store import Store
+
+        if not (config.out / Store.FILENAME).exists():
+            raise click.UsageError(f"no runs in {config.out} (expected {config.out / Store.FILENAME}).")
+        with Store(config.out) as store:
+            write_report(store, config.out)
+        _summary(console, config.out)
+        console.print(f"[green]wrote[/green] {config.out / 'report.md'} and {config.out / 'report.html'}")
+
+    def _run_with_progress(console: Console, config: Any, run_bench: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        bar: Any = None
+
+        def listener(event: str, payload: Any) -> None:
+            nonlocal bar
+            if event == "plan":
+                todo, skipped = payload
+                note = f" ({skipped} already done)" if skipped else ""
+                console.print(
+                    f"{len(todo)} runs to go{note}; results go to {config.out / 'runs.sqlite'} as they finish"
+                )
+                bar = progress.add_task("runs", total=len(todo))
+            elif event == "start":
+                progress.update(
+                    bar, description=f"{payload.task} {payload.optimizer} {payload.variant} s{payload.seed}"
+                )
+            elif event == "done":
+                progress.advance(bar)
+                if payload["status"] != "done":
+                    progress.console.print(f"[red]failed[/red] {payload['key']}: {payload['error']}")
+                    return
+                res = payload["result"]
+                final = res["metrics"][-1] if res["metrics"] else float("nan")
+                hit = res["steps_to_target"]
+                reach = f"target at step {hit}" if hit is not None else "target not reached"
+                progress.console.print(
+                    f"[green]✓[/green] {payload['task']} {payload['optimizer']} {payload['variant']} "
+                    f"seed {payload['seed']}: "
+                    f"{payload['metric']} {final:.4f}, {reach} ({payload['wall_seconds']:.1f} s)"
+                )
+
+        try:
+            with progress:
+                run_bench(config, listener)
+        except KeyboardInterrupt:
+            console.print(
+                f"[yellow]interrupted[/yellow]: finished runs are kept in {config.out / 'runs.sqlite'}; "
+                "run the same command with --resume to go on."
+            )
+            raise SystemExit(130) from None
+        _summary(console, config.out)
+        console.print(f"[green]wrote[/green] {config.out / 'report.md'} and {config.out / 'report.html'}")
 
 else:  # pragma: no cover
     cli = None

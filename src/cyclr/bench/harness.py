@@ -1,0 +1,235 @@
+"""``cyclr bench``: plan the runs (task x optimizer x strategy x seed), run them (in parallel
+processes if asked), store each one as it finishes, and write the report.
+
+Every strategy of a seed starts from the same initialisation and sees the same batches, on the
+same budget; runs that a resumed bench already finished are skipped.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .strategies import STRATEGIES, Context, Variant, get_strategies
+from .tasks import TASKS, Task, TaskData, get_task
+from .train import OPTIMIZERS
+
+__all__ = ["BenchConfig", "RunSpec", "execute", "plan_runs", "run_bench"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: everything that decides its numbers (and so its key in the store)."""
+
+    task: str
+    optimizer: str
+    strategy: str
+    variant: str
+    seed: int
+    epochs: int
+    batch_size: int
+    train_subset: int | None = None
+    lr: float | None = None
+
+    @property
+    def key(self) -> str:
+        subset = f" n={self.train_subset}" if self.train_subset else ""
+        return (
+            f"{self.task} {self.optimizer} {self.variant} seed={self.seed} "
+            f"epochs={self.epochs} bs={self.batch_size}{subset}"
+        )
+
+
+@dataclass
+class BenchConfig:
+    """The settings of one ``cyclr bench``."""
+
+    tasks: list[str] = field(default_factory=lambda: ["digits"])
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    optimizers: list[str] = field(default_factory=lambda: list(OPTIMIZERS))
+    seeds: int = 3
+    epochs: int | None = None
+    workers: int = 1
+    out: Path = Path("cyclr-bench")
+    resume: bool = False
+    train_subset: int | None = None
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.tasks:
+            get_task(name) if name in TASKS else _bad("task", name, sorted(TASKS))
+        get_strategies(self.strategies)
+        for opt in self.optimizers:
+            if opt not in OPTIMIZERS:
+                _bad("optimizer", opt, list(OPTIMIZERS))
+        _positive("seeds", self.seeds)
+        _positive("workers", self.workers)
+        if self.epochs is not None:
+            _positive("epochs", self.epochs)
+        if self.train_subset is not None:
+            _positive("train_subset", self.train_subset)
+        self.out = Path(self.out)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        return d
+
+
+def _bad(what: str, value: str, valid: Sequence[str]) -> None:
+    raise ValueError(f"unknown {what} {value!r}; valid {what}s: {', '.join(valid)}.")
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+
+
+def plan_runs(config: BenchConfig) -> list[RunSpec]:
+    """Every run of the bench, without duplicates (a default LR that is also a grid point is one
+    run). Strategies a task's framework cannot run (the torch-only peer on a Keras task) are left
+    out. Ordered seed-major, so a bench stopped early has whole seeds."""
+    specs: dict[str, RunSpec] = {}
+    strategies = get_strategies(config.strategies)
+    for seed in range(config.seeds):
+        for name in config.tasks:
+            task = get_task(name)
+            epochs = config.epochs or task.epochs
+            for opt in config.optimizers:
+                for strategy in strategies:
+                    if task.framework not in strategy.frameworks:
+                        continue
+                    for v in strategy.variants(task, opt):
+                        spec = RunSpec(
+                            name, opt, v.strategy, v.key, seed, epochs, task.batch_size, config.train_subset, v.lr
+                        )
+                        specs.setdefault(spec.key, spec)
+    return list(specs.values())
+
+
+# ---------------------------------------------------------------------- one run (any process)
+_DATA: dict[tuple[str, int | None], tuple[Task, TaskData]] = {}
+
+
+def _task_data(name: str, subset: int | None, data_dir: str | None) -> tuple[Task, TaskData]:
+    if (name, subset) not in _DATA:
+        task = get_task(name)
+        _DATA[(name, subset)] = (task, task.load(data_dir).subset(subset))
+    return _DATA[(name, subset)]
+
+
+def execute(spec: RunSpec, data_dir: str | None = None) -> dict[str, Any]:
+    """Run one spec and return its record (``status`` 'done' or 'failed' with the traceback)."""
+    record: dict[str, Any] = {**asdict(spec), "key": spec.key}
+    t0 = time.perf_counter()
+    try:
+        task, data = _task_data(spec.task, spec.train_subset, data_dir)
+        ctx = Context(
+            task,
+            data,
+            spec.optimizer,
+            spec.epochs,
+            task.steps_per_epoch(data, spec.batch_size),
+            spec.seed,
+            spec.batch_size,
+        )
+        plan = STRATEGIES[spec.strategy].build(ctx, Variant(spec.strategy, spec.variant, spec.variant, spec.lr))
+        result = task.run(
+            data, plan, optimizer=spec.optimizer, epochs=spec.epochs, seed=spec.seed, batch_size=spec.batch_size
+        )
+        record.update(
+            status="done",
+            result=result.to_dict(),
+            schedule=plan.schedule.to_config() if plan.schedule is not None else None,
+            momentum=list(plan.momentum) if plan.momentum else None,
+            peer_max_lr=plan.peer_max_lr,
+            search_steps=plan.search_steps,
+            search_seconds=plan.search_seconds,
+            details=plan.details,
+            steps_per_epoch=ctx.steps_per_epoch,
+            metric=task.metric,
+            higher_is_better=task.higher_is_better,
+            target=task.target,
+        )
+    except Exception as err:  # a failed run is stored as failed, rerun on --resume, and the bench goes on
+        record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+    record["wall_seconds"] = time.perf_counter() - t0
+    return record
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+# ---------------------------------------------------------------------- the bench
+Listener = Callable[[str, Any], None]
+
+
+def run_bench(config: BenchConfig, listener: Listener | None = None) -> Path:
+    """Run (or resume) a bench and write its report; returns the report folder.
+
+    ``listener(event, payload)`` hears ``('plan', (todo, skipped))``, ``('start', spec)`` and
+    ``('done', record)``. Ctrl-C stops it; every run finished so far is already stored.
+    """
+    from .report import write_report
+    from .store import Store
+
+    notify = listener or (lambda event, payload: None)
+    specs = plan_runs(config)
+    if config.resume:
+        store = Store(config.out)
+    else:
+        store, _ = Store.fresh(config.out)
+    with store:
+        store.set_meta("config", config.to_dict())
+        store.set_meta("plan", [s.key for s in specs])
+        done = store.done_keys()
+        todo = [s for s in specs if s.key not in done]
+        notify("plan", (todo, len(specs) - len(todo)))
+        for name in config.tasks:  # load (and download, pretrain) once, before any worker starts
+            _task_data(name, config.train_subset, config.data_dir)
+        try:
+            if config.workers == 1:
+                for spec in todo:
+                    notify("start", spec)
+                    record = execute(spec, config.data_dir)
+                    store.put(record)
+                    notify("done", record)
+            else:
+                _run_parallel(config, todo, store, notify)
+        finally:
+            write_report(store, config.out)
+    return config.out
+
+
+def _run_parallel(config: BenchConfig, todo: list[RunSpec], store: Any, notify: Listener) -> None:
+    threads = max(1, (os.cpu_count() or 1) // config.workers)
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(config.workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {}
+        try:
+            for spec in todo:
+                futures[pool.submit(execute, spec, config.data_dir)] = spec
+            for spec in todo[: config.workers]:
+                notify("start", spec)
+            started = config.workers
+            for future in cf.as_completed(futures):
+                record = future.result()
+                store.put(record)
+                notify("done", record)
+                if started < len(todo):
+                    notify("start", todo[started])
+                    started += 1
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
