@@ -164,6 +164,23 @@ def execute(spec: RunSpec, data_dir: str | None = None) -> dict[str, Any]:
     return record
 
 
+def _environment() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    from .. import __version__
+
+    return {
+        "cyclr": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def _worker_init(threads: int) -> None:
     import torch
 
@@ -193,6 +210,7 @@ def run_bench(config: BenchConfig, listener: Listener | None = None) -> Path:
     with store:
         store.set_meta("config", config.to_dict())
         store.set_meta("plan", [s.key for s in specs])
+        store.set_meta("environment", _environment())
         done = store.done_keys()
         todo = [s for s in specs if s.key not in done]
         notify("plan", (todo, len(specs) - len(todo)))

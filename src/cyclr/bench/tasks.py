@@ -78,7 +78,7 @@ class Task:
         return nn.functional.cross_entropy(output, target)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 1000) -> float:
+    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
         """The task's metric on the test split (accuracy by default)."""
         was_training = model.training
         model.eval()
@@ -411,7 +411,7 @@ class SmsSpam(Task):
         return _BagOfWords(self.vocab_size)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 1000) -> float:
+    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
         was_training = model.training
         model.eval()
         pred = torch.cat(
