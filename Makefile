@@ -11,15 +11,16 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 $(VENV)/.demo-installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) -e '.[cli,plot]'
+	$(PIP) -e '.[bench]'
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -e '.[all,dev]'
 	touch $@ $(VENV)/.demo-installed
 
+# cyclr's main job: `cyclr bench` on the bundled digits task (no flags, no downloads).
 demo: $(VENV)/.demo-installed
-	$(BIN)/cyclr
+	$(BIN)/cyclr bench
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests benchmarks examples
@@ -41,6 +42,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/keras_overhead.py --backend tensorflow
 	$(BIN)/python benchmarks/keras_overhead.py --backend jax
+	$(BIN)/python benchmarks/harness_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -371,7 +371,7 @@ if click is not None:
         console.print(table)
 
     def _summary(console: Console, out: Path) -> None:
-        from .bench.report import aggregate
+        from .bench.report import aggregate, speed_text
         from .bench.store import Store
 
         with Store(out) as store:
@@ -386,8 +386,7 @@ if click is not None:
                 table.add_column(col, justify="left" if col == "strategy" else "right")
             for r in t.rows:
                 best = r.key == t.best_constant
-                sp = r.speedup_target or r.speedup_match
-                kind = "" if r.speedup_target else " (match)"
+                sp = speed_text(r) if not best else ""
                 diff = (
                     "" if best or r.final_diff is None else f"{r.final_diff[0]:+.4f}" + ("" if r.beyond_noise else " ~")
                 )
@@ -396,7 +395,7 @@ if click is not None:
                     f"{r.final:.4f} ± {r.final_std:.4f}",
                     f"{r.reached}/{r.seeds}",
                     "—" if r.steps_to_target is None else f"{r.steps_to_target:.0f}",
-                    "—" if sp is None else f"{sp[0]:.2f}x{kind}",
+                    sp,
                     diff,
                 )
             console.print(table)
