@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .strategies import STRATEGIES, Context, Variant, get_strategies
 from .tasks import TASKS, Task, TaskData, get_task
 from .train import OPTIMIZERS
@@ -161,6 +163,7 @@ def execute(spec: RunSpec, data_dir: str | None = None) -> dict[str, Any]:
     except Exception as err:  # a failed run is stored as failed, rerun on --resume, and the bench goes on
         record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
     record["wall_seconds"] = time.perf_counter() - t0
+    record["threads"] = torch.get_num_threads()  # parallel workers run with fewer than the main process
     return record
 
 

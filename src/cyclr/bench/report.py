@@ -220,7 +220,7 @@ def aggregate(records: Sequence[dict[str, Any]], plan: Sequence[str] | None = No
         level = finals[best_key] if best_key else math.nan
         # Smith's measure, paired by seed: the best constant's final metric on that seed
         levels = {r["seed"]: (r["result"]["metrics"] or [math.nan])[-1] for r in by_key.get(best_key, [])}
-        budget = float(first["result"]["steps"]) if first["result"]["steps"] else None
+        budget = float(int(first["epochs"]) * int(first["steps_per_epoch"]))  # planned (a diverged run stops early)
 
         rows = []
         for key, rs in by_key.items():
