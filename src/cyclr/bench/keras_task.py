@@ -163,7 +163,7 @@ class MNISTKeras(MNIST):
         the same evaluation steps, mean training loss since the previous evaluation, divergence
         check and LR/momentum trace. Batches: a fresh shuffle per epoch from ``seed``."""
         from .. import keras as ck
-        from .train import RunResult
+        from .train import RunResult, evaluation_steps
 
         if plan.schedule is None:
             raise ValueError(f"{self.name}: a Keras task runs cyclr schedules only (the peer recipe is torch-only).")
@@ -173,7 +173,7 @@ class MNISTKeras(MNIST):
             raise ValueError(f"{self.name}: {data.n_train} training examples make no batch of {batch_size}.")
         total = per_epoch * epochs
         evals = self.evals_per_epoch
-        eval_at = {round(per_epoch * (k + 1) / evals) for k in range(evals * epochs)} - {0} if evals else set()
+        eval_at = evaluation_steps(per_epoch, epochs, evals)
         stops = sorted(eval_at | {per_epoch * (e + 1) for e in range(epochs)})  # fit chunk ends
         opt = self.keras_optimizer(optimizer, ck.Schedule(plan.schedule), plan.momentum)
         model = self._compiled(seed, opt)
@@ -201,16 +201,8 @@ class MNISTKeras(MNIST):
                 if step not in eval_at:
                     continue
                 metric = self.keras_evaluate(model, x_test, y_test)
-                if metric != metric:
-                    result.diverged = True
+                if not result.record(step, metric, mean, time.perf_counter() - t0, self.reached(metric)):
                     break
-                result.eval_steps.append(step)
-                result.metrics.append(metric)
-                result.train_losses.append(mean)
-                result.eval_seconds.append(time.perf_counter() - t0)
-                if result.steps_to_target is None and self.reached(metric):
-                    result.steps_to_target = step
-                    result.seconds_to_target = time.perf_counter() - t0
         result.steps = step
         result.seconds = time.perf_counter() - t0
         # the trace: the schedules' values at about 200 update counts (what the optimizer used)

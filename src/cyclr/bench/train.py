@@ -35,6 +35,13 @@ def make_optimizer(
     raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}.")
 
 
+def evaluation_steps(per_epoch: int, epochs: int, evals_per_epoch: int) -> set[int]:
+    """The steps after which a run evaluates: ``evals_per_epoch`` evenly spaced per epoch (never 0)."""
+    if not evals_per_epoch:
+        return set()
+    return {round(per_epoch * (k + 1) / evals_per_epoch) for k in range(evals_per_epoch * epochs)} - {0}
+
+
 def _momentum(group: dict[str, Any]) -> float:
     return float(group["betas"][0]) if "betas" in group else float(group.get("momentum", 0.0))
 
@@ -68,6 +75,19 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def record(self, step: int, metric: float, mean_loss: float, elapsed: float, reached: bool) -> bool:
+        """Log one evaluation (and the first time the target is reached); False if it diverged."""
+        if metric != metric:
+            self.diverged = True
+            return False
+        self.eval_steps.append(step)
+        self.metrics.append(metric)
+        self.train_losses.append(mean_loss)
+        self.eval_seconds.append(elapsed)
+        if self.steps_to_target is None and reached:
+            self.steps_to_target, self.seconds_to_target = step, elapsed
+        return True
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
@@ -110,7 +130,7 @@ def train(
     if per_epoch < 1:
         raise ValueError(f"{task.name}: {data.n_train} training examples make no batch of {batch_size}.")
     total = per_epoch * epochs
-    eval_at = {round(per_epoch * (k + 1) / evals) for k in range(evals * epochs)} if evals else set()
+    eval_at = evaluation_steps(per_epoch, epochs, evals)
     trace_every = max(1, total // trace_points)
     top = max(range(len(opt.param_groups)), key=lambda i: float(opt.param_groups[i]["lr"]))
     stream = batches(data, batch_size, torch.Generator().manual_seed(seed))
@@ -141,16 +161,8 @@ def train(
             if step not in eval_at:
                 continue
             metric = task.evaluate(model, data)
-            if metric != metric:
-                result.diverged = True
+            if not result.record(step, metric, mean, time.perf_counter() - t0, task.reached(metric)):
                 break
-            result.eval_steps.append(step)
-            result.metrics.append(metric)
-            result.train_losses.append(mean)
-            result.eval_seconds.append(time.perf_counter() - t0)
-            if result.steps_to_target is None and task.reached(metric):
-                result.steps_to_target = step
-                result.seconds_to_target = time.perf_counter() - t0
     result.steps = step
     result.seconds = time.perf_counter() - t0
     return result
