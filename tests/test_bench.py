@@ -678,8 +678,11 @@ def test_bench_without_arguments_runs_the_default_bench(
     result = runner.invoke(cli, ["bench"])
     assert result.exit_code == 0, result.output
     (config,) = seen
-    assert config.tasks == ["digits"] and config.strategies == list(STRATEGIES)
-    assert config.optimizers == ["sgd", "adam"] and config.seeds == 3 and config.workers == 1
+    # the task's own defaults: digits declares every strategy, SGD and AdamW, 3 seeds
+    assert config.tasks == ["digits"] and config.strategies is None and config.optimizers is None
+    assert config.seeds is None and config.workers == 1
+    digits = get_task("digits")
+    assert digits.strategies is None and digits.optimizers == ("sgd", "adam") and digits.seeds == 3
     assert config.epochs is None and config.train_subset is None and not config.resume
     assert config.out == Path("cyclr-bench")
     specs = plan_runs(config)

@@ -273,9 +273,15 @@ if click is not None:
 
     @cli.command()
     @click.option("--task", "tasks", default="digits", show_default=True, help="Tasks, comma-separated.")
-    @click.option("--strategies", default="all", show_default=True, help="Strategies, comma-separated, or 'all'.")
-    @click.option("--optimizers", default="sgd,adam", show_default=True, help="sgd (momentum 0.9) and/or adam (AdamW).")
-    @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per strategy.")
+    @click.option(
+        "--strategies", default=None, help="Strategies, comma-separated, or 'all' [default: each task's own set]."
+    )
+    @click.option(
+        "--optimizers", default=None, help="sgd (momentum 0.9) and/or adam (AdamW) [default: each task's own]."
+    )
+    @click.option(
+        "--seeds", type=click.IntRange(min=1), default=None, help="Seeds per strategy [default: each task's own, 3 or 5]."
+    )
     @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget [default: each task's own].")
     @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
     @click.option("--out", default="cyclr-bench", show_default=True, type=click.Path(file_okay=False))
@@ -286,9 +292,9 @@ if click is not None:
     @click.option("--list", "list_only", is_flag=True, help="List the tasks and strategies, then exit.")
     def bench(
         tasks: str,
-        strategies: str,
-        optimizers: str,
-        seeds: int,
+        strategies: str | None,
+        optimizers: str | None,
+        seeds: int | None,
         epochs: int | None,
         workers: int,
         out: str,
@@ -316,8 +322,8 @@ if click is not None:
         try:
             config = BenchConfig(
                 tasks=[t.strip() for t in tasks.split(",")],
-                strategies=[x.strip() for x in strategies.split(",")] if strategies != "all" else list(STRATEGIES),
-                optimizers=[o.strip() for o in optimizers.split(",")],
+                strategies=_names(strategies, STRATEGIES),
+                optimizers=_names(optimizers, None),
                 seeds=seeds,
                 epochs=epochs,
                 workers=workers,
@@ -351,6 +357,14 @@ if click is not None:
             doc = (cls.__doc__ or "").strip().splitlines()[0]
             table.add_row(name, params, doc)
         _console().print(table)
+
+    def _names(value: str | None, everything: Any) -> list[str] | None:
+        """A comma-separated option as a list (``None``: the tasks' defaults; 'all': every one)."""
+        if value is None:
+            return None
+        if value == "all" and everything is not None:
+            return list(everything)
+        return [x.strip() for x in value.split(",") if x.strip()]
 
     def _print_catalogue(console: Console, tasks: Any, strategies: Any) -> None:
         table = Table(title="tasks", title_justify="left", header_style="bold")

@@ -51,12 +51,13 @@ class RunSpec:
 
 @dataclass
 class BenchConfig:
-    """The settings of one ``cyclr bench``."""
+    """The settings of one ``cyclr bench``. ``strategies``, ``optimizers`` and ``seeds`` left as
+    ``None`` take each task's own defaults (``Task.strategies``, ``Task.optimizers``, ``Task.seeds``)."""
 
     tasks: list[str] = field(default_factory=lambda: ["digits"])
-    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
-    optimizers: list[str] = field(default_factory=lambda: list(OPTIMIZERS))
-    seeds: int = 3
+    strategies: list[str] | None = None
+    optimizers: list[str] | None = None
+    seeds: int | None = None
     epochs: int | None = None
     workers: int = 1
     out: Path = Path("cyclr-bench")
@@ -67,11 +68,15 @@ class BenchConfig:
     def __post_init__(self) -> None:
         for name in self.tasks:
             get_task(name) if name in TASKS else _bad("task", name, sorted(TASKS))
-        get_strategies(self.strategies)
-        for opt in self.optimizers:
+        if self.strategies is not None:
+            get_strategies(self.strategies)
+        for opt in self.optimizers or ():
             if opt not in OPTIMIZERS:
                 _bad("optimizer", opt, list(OPTIMIZERS))
-        _positive("seeds", self.seeds)
+        if self.optimizers is not None and not self.optimizers:
+            raise ValueError(f"optimizers must name at least one of {', '.join(OPTIMIZERS)}; got none.")
+        if self.seeds is not None:
+            _positive("seeds", self.seeds)
         _positive("workers", self.workers)
         if self.epochs is not None:
             _positive("epochs", self.epochs)
@@ -99,18 +104,20 @@ def plan_runs(config: BenchConfig) -> list[RunSpec]:
     run). Strategies a task's framework cannot run (the torch-only peer on a Keras task) are left
     out. Ordered seed-major, so a bench stopped early has whole seeds."""
     specs: dict[str, RunSpec] = {}
-    strategies = get_strategies(config.strategies)
-    for seed in range(config.seeds):
-        for name in config.tasks:
-            task = get_task(name)
+    tasks = [get_task(name) for name in config.tasks]
+    for seed in range(max(config.seeds or t.seeds for t in tasks)):
+        for task in tasks:
+            if seed >= (config.seeds or task.seeds):
+                continue
             epochs = config.epochs or task.epochs
-            for opt in config.optimizers:
+            strategies = get_strategies(config.strategies or (list(task.strategies) if task.strategies else None))
+            for opt in config.optimizers or task.optimizers:
                 for strategy in strategies:
                     if task.framework not in strategy.frameworks:
                         continue
                     for v in strategy.variants(task, opt):
                         spec = RunSpec(
-                            name, opt, v.strategy, v.key, seed, epochs, task.batch_size, config.train_subset, v.lr
+                            task.name, opt, v.strategy, v.key, seed, epochs, task.batch_size, config.train_subset, v.lr
                         )
                         specs.setdefault(spec.key, spec)
     return list(specs.values())

@@ -67,6 +67,15 @@ class Task:
     evals_per_epoch: ClassVar[int] = 1
     #: ``'torch'``, or another framework whose task overrides :meth:`run`
     framework: ClassVar[str] = "torch"
+    #: the report's grouping: ``'vision'``, ``'sequences'``, ``'language'`` or ``'rl'``
+    domain: ClassVar[str] = "vision"
+    #: what one schedule step is, in the report ("steps", "env steps", "episodes")
+    step_unit: ClassVar[str] = "steps"
+    #: the bench's defaults for this task when the command line names none: optimizers,
+    #: strategies (``None``: every one) and seeds
+    optimizers: ClassVar[tuple[str, ...]] = ("sgd", "adam")
+    strategies: ClassVar[tuple[str, ...] | None] = None
+    seeds: ClassVar[int] = 3
 
     def load(self, data_dir: str | Path | None = None) -> TaskData:
         raise NotImplementedError

@@ -89,6 +89,13 @@ class RunResult:
             self.steps_to_target, self.seconds_to_target = step, elapsed
         return True
 
+    def trace(self, step: int, opt: torch.optim.Optimizer, group: int) -> None:
+        """Log the LR and momentum of param group ``group`` before update ``step`` (0-based)."""
+        g = opt.param_groups[group]
+        self.trace_steps.append(step)
+        self.lrs.append(float(g["lr"]))
+        self.momenta.append(_momentum(g))
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
@@ -141,10 +148,7 @@ def train(
     step = 0
     for step in range(1, total + 1):
         if (step - 1) % trace_every == 0:
-            group = opt.param_groups[top]
-            result.trace_steps.append(step - 1)
-            result.lrs.append(float(group["lr"]))
-            result.momenta.append(_momentum(group))
+            result.trace(step - 1, opt, top)
         x, y = next(stream)
         loss = task.loss(model(x), y)
         opt.zero_grad(set_to_none=True)
