@@ -3,4 +3,6 @@
 from .tasks import TASKS, EpochBatches, Task, TaskData, batches, get_task, register
 
 __all__ = ["TASKS", "EpochBatches", "Task", "TaskData", "batches", "get_task", "register"]
-from . import keras_task  # noqa: F401  (registers mnist-keras; imports keras lazily)
+
+# the task plugins register themselves (each imports its framework or simulator lazily)
+from . import keras_task, rl, sequences, text  # noqa: F401

@@ -166,6 +166,9 @@ def execute(spec: RunSpec, data_dir: str | None = None) -> dict[str, Any]:
             metric=task.metric,
             higher_is_better=task.higher_is_better,
             target=task.target,
+            domain=task.domain,
+            step_unit=task.step_unit,
+            baselines=task.baselines(data),
         )
     except Exception as err:  # a failed run is stored as failed, rerun on --resume, and the bench goes on
         record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())

@@ -7,6 +7,8 @@ same range as the constant grid, ``lr / sqrt(10)`` to ``lr * sqrt(10)``:
 - ``step``: ``lr``, divided by 10 at 50% and 75% of the budget;
 - ``exponential``: ``lr`` decaying to ``lr / 100`` at the end;
 - ``cosine``: ``lr`` annealed to 0;
+- ``warmup_cosine``: nanoGPT's recipe, a linear warm-up over 5% of the budget to ``lr``, then a
+  cosine to ``lr / 10``;
 - ``sgdr``: warm restarts from ``lr``, periods T/7, 2T/7, 4T/7 (period_mult 2) filling the budget;
 - ``triangular``: two cycles across the grid's range; ``triangular2``: three, halving;
 - ``sine``: the seed's mode, three sine cycles across the range with its gamma 0.95 per cycle;
@@ -39,9 +41,10 @@ from ..schedules import (
     Schedule,
     Triangular,
     Triangular2,
+    Warmup,
 )
 
-__all__ = ["STRATEGIES", "Context", "Plan", "Strategy", "framework_default_lr", "get_strategies"]
+__all__ = ["STRATEGIES", "Context", "Plan", "Strategy", "framework_default_lr", "get_strategies", "warmup_cosine"]
 
 HALF_DECADE = math.sqrt(10.0)
 GRID = (1 / HALF_DECADE, 1.0, HALF_DECADE)
@@ -148,6 +151,17 @@ def _cosine(c: Context, v: Variant) -> Plan:
     return Plan(Cosine(c.lr, total_steps=c.total_steps))
 
 
+def _warmup_cosine(c: Context, v: Variant) -> Plan:
+    return Plan(warmup_cosine(c.lr, c.total_steps))
+
+
+def warmup_cosine(lr: float, total_steps: int, warmup: float = 0.05, floor: float = 0.1) -> Schedule:
+    """nanoGPT's schedule: ``lr * (t + 1) / (w + 1)`` for ``t < w`` (``w`` = 5% of the budget, its
+    100 of 2,000), then a cosine from ``lr`` to ``floor * lr`` at the end of the budget."""
+    w = max(1, round(warmup * total_steps))
+    return Warmup(Cosine(lr, max(1, total_steps - w), min_lr=floor * lr), steps=w, start_lr=lr / (w + 1))
+
+
 def _sgdr(c: Context, v: Variant) -> Plan:
     return Plan(SGDR(c.lr, period=c.total_steps / 7, period_mult=2.0))
 
@@ -207,11 +221,9 @@ def torch_lr_finder_suggestion(c: Context) -> tuple[float, int, dict[str, list[f
     import torch
     from torch_lr_finder import LRFinder
 
-    from .train import make_optimizer
-
     torch.manual_seed(c.seed)
     model = c.task.model()
-    opt = make_optimizer(c.optimizer, c.task.param_groups(model), 1e-7)
+    opt = c.task.make_optimizer(c.optimizer, c.task.param_groups(model), 1e-7)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(c.data.x_train, c.data.y_train),
         batch_size=c.batch_size,
@@ -243,6 +255,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("step", "step decay: /10 at 50% and 75%", _step),
         Strategy("exponential", "exponential decay to lr/100", _exponential),
         Strategy("cosine", "cosine annealing to 0", _cosine),
+        Strategy("warmup_cosine", "nanoGPT: 5% linear warm-up, cosine to lr/10", _warmup_cosine),
         Strategy("sgdr", "cosine warm restarts, period x2", _sgdr),
         Strategy("triangular", "CLR triangular, 2 cycles", _triangular),
         Strategy("triangular2", "CLR triangular2, 3 halving cycles", _triangular2),

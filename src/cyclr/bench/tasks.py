@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,17 +26,34 @@ if TYPE_CHECKING:
     from .strategies import Plan
     from .train import RunResult
 
-__all__ = ["TASKS", "EpochBatches", "Task", "TaskData", "batches", "get_task", "register"]
+__all__ = ["CORE_STRATEGIES", "TASKS", "EpochBatches", "Task", "TaskData", "batches", "get_task", "register"]
+
+
+#: the strategies the sequence, language and RL tasks run by default (the vision tasks run all):
+#: the constant LRs, the decays practitioners use, the cyclical family, and the LR finders
+CORE_STRATEGIES = (
+    "constant",
+    "cosine",
+    "warmup_cosine",
+    "triangular",
+    "triangular2",
+    "sine",
+    "one_cycle",
+    "auto",
+    "peer",
+)
 
 
 @dataclass
 class TaskData:
-    """Preloaded tensors (no per-batch Python work beyond slicing)."""
+    """Preloaded tensors (no per-batch Python work beyond slicing). ``x_test``/``y_test`` is the
+    split the metric is tracked on; ``extra`` holds anything else a task needs (a final test split)."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def n_train(self) -> int:
@@ -47,7 +64,7 @@ class TaskData:
         if n is None or n >= self.n_train:
             return self
         idx = torch.randperm(self.n_train, generator=torch.Generator().manual_seed(seed))[:n]
-        return TaskData(self.x_train[idx], self.y_train[idx], self.x_test, self.y_test)
+        return TaskData(self.x_train[idx], self.y_train[idx], self.x_test, self.y_test, self.extra)
 
 
 class Task:
@@ -76,6 +93,8 @@ class Task:
     optimizers: ClassVar[tuple[str, ...]] = ("sgd", "adam")
     strategies: ClassVar[tuple[str, ...] | None] = None
     seeds: ClassVar[int] = 3
+    #: clip the gradient norm to this before each update (``None``: no clipping)
+    grad_clip: ClassVar[float | None] = None
 
     def load(self, data_dir: str | Path | None = None) -> TaskData:
         raise NotImplementedError
@@ -98,6 +117,14 @@ class Task:
         model.train(was_training)
         return correct / len(data.x_test)
 
+    def final_metrics(self, model: nn.Module, data: TaskData) -> dict[str, float]:
+        """Scores measured once, after training (a held-out test split); none by default."""
+        return {}
+
+    def baselines(self, data: TaskData) -> dict[str, float]:
+        """Reference scores without learning (naive forecasts) that the report shows; none by default."""
+        return {}
+
     def reached(self, value: float) -> bool:
         return value >= self.target if self.higher_is_better else value <= self.target
 
@@ -108,6 +135,13 @@ class Task:
         """Parameter groups and their LR multipliers (discriminative LRs); default: one group."""
         return [(list(model.parameters()), 1.0)]
 
+    def make_optimizer(self, name: str, groups: list[tuple[list[nn.Parameter], float]], lr: float) -> Any:
+        """The optimizer ``name`` over ``groups`` (the harness's SGD/AdamW unless a task's recipe
+        says otherwise)."""
+        from .train import make_optimizer
+
+        return make_optimizer(name, groups, lr)
+
     @property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model().parameters())
@@ -116,11 +150,10 @@ class Task:
     def range_test(self, data: TaskData, optimizer: str, seed: int, batch_size: int | None = None) -> RangeTestResult:
         """cyclr's LR range test on a fresh model of ``seed`` (fastai's defaults)."""
         from ..finder._torch import lr_range_test
-        from .train import make_optimizer
 
         torch.manual_seed(seed)
         model = self.model()
-        opt = make_optimizer(optimizer, self.param_groups(model), 1e-3)
+        opt = self.make_optimizer(optimizer, self.param_groups(model), 1e-3)
         loader = EpochBatches(data, batch_size or self.batch_size, torch.Generator().manual_seed(seed))
         return lr_range_test(model, opt, self.loss, loader, progress=False)
 
@@ -366,68 +399,3 @@ class Transfer(Task):
         head: nn.Module = model.head  # type: ignore[assignment]
         blocks = [features[0:4], features[4:8], features[8:], head]
         return [(list(b.parameters()), scale) for b, scale in zip(blocks, self.layer_scales)]
-
-
-def _tokenize(text: str) -> list[str]:
-    import re
-
-    return re.findall(r"[a-z0-9£$]+|[!?]", text.lower())
-
-
-class _BagOfWords(nn.Module):
-    def __init__(self, vocab: int, width: int = 64) -> None:
-        super().__init__()
-        self.embed = nn.EmbeddingBag(vocab, width, mode="mean", padding_idx=0)
-        self.head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))  # type: ignore[no-any-return]
-
-
-@register
-class SmsSpam(Task):
-    """SMS Spam Collection (5,574 messages): bag-of-words classifier; metric F1 on spam."""
-
-    name = "sms-spam"
-    description = "SMS Spam Collection, bag-of-words MLP (F1 on spam)"
-    metric = "f1"
-    target = 0.9
-    batch_size = 64
-    epochs = 10
-    max_tokens = 64
-    vocab_size = 8000
-
-    def load(self, data_dir: str | Path | None = None) -> TaskData:
-        from collections import Counter
-
-        from ..data import sms_spam
-
-        texts, labels = sms_spam(data_dir)
-        order = np.random.default_rng(0).permutation(len(texts))
-        cut = int(0.8 * len(texts))
-        train_idx, test_idx = order[:cut], order[cut:]
-        tokens = [_tokenize(t) for t in texts]
-        counts = Counter(w for i in train_idx for w in tokens[i])
-        vocab = {w: k + 1 for k, (w, _) in enumerate(counts.most_common(self.vocab_size - 1))}
-        ids = np.zeros((len(texts), self.max_tokens), dtype=np.int64)
-        for i, words in enumerate(tokens):
-            row = [vocab[w] for w in words if w in vocab][: self.max_tokens]
-            ids[i, : len(row)] = row
-        x, y = torch.from_numpy(ids), torch.from_numpy(labels)
-        return TaskData(x[train_idx], y[train_idx], x[test_idx], y[test_idx])
-
-    def model(self) -> nn.Module:
-        return _BagOfWords(self.vocab_size)
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
-        was_training = model.training
-        model.eval()
-        pred = torch.cat(
-            [model(data.x_test[i : i + batch_size]).argmax(1) for i in range(0, len(data.x_test), batch_size)]
-        )
-        model.train(was_training)
-        tp = int(((pred == 1) & (data.y_test == 1)).sum())
-        fp = int(((pred == 1) & (data.y_test == 0)).sum())
-        fn = int(((pred == 0) & (data.y_test == 1)).sum())
-        return 2 * tp / max(2 * tp + fp + fn, 1)

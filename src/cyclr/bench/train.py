@@ -63,6 +63,8 @@ class RunResult:
     steps_to_target: int | None = None
     seconds_to_target: float | None = None
     diverged: bool = False
+    #: the task's end-of-run scores (:meth:`Task.final_metrics`)
+    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def final(self) -> float:
@@ -131,7 +133,7 @@ def train(
     torch.manual_seed(seed)
     model = model if model is not None else task.model()
     start_lr = float(schedule(0)) if schedule is not None else 1e-3
-    opt = make_optimizer(optimizer, task.param_groups(model), start_lr)
+    opt = task.make_optimizer(optimizer, task.param_groups(model), start_lr)
     sched = Scheduler(opt, schedule, momentum=momentum, past_end="hold") if schedule is not None else scheduler(opt)  # type: ignore[misc]
     per_epoch = task.steps_per_epoch(data, batch_size)
     if per_epoch < 1:
@@ -153,6 +155,8 @@ def train(
         loss = task.loss(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
+        if task.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), task.grad_clip)
         opt.step()
         sched.step()
         losses.append(loss.detach())
@@ -169,4 +173,6 @@ def train(
                 break
     result.steps = step
     result.seconds = time.perf_counter() - t0
+    if not result.diverged:
+        result.extra = task.final_metrics(model, data)
     return result
