@@ -280,7 +280,7 @@ if click is not None:
         "--optimizers", default=None, help="sgd (momentum 0.9) and/or adam (AdamW) [default: each task's own]."
     )
     @click.option(
-        "--seeds", type=click.IntRange(min=1), default=None, help="Seeds per strategy [default: each task's own, 3 or 5]."
+        "--seeds", type=click.IntRange(min=1), default=None, help="Seeds per strategy [default: each task's own]."
     )
     @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget [default: each task's own].")
     @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")

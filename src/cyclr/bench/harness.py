@@ -222,7 +222,9 @@ def run_bench(config: BenchConfig, listener: Listener | None = None) -> Path:
         store, _ = Store.fresh(config.out)
     with store:
         store.set_meta("config", config.to_dict())
-        store.set_meta("plan", [s.key for s in specs])
+        # a resumed bench may add tasks: the report covers the earlier plan and this one
+        earlier = list(store.meta("plan", [])) if config.resume else []
+        store.set_meta("plan", earlier + [s.key for s in specs if s.key not in set(earlier)])
         store.set_meta("environment", _environment())
         done = store.done_keys()
         todo = [s for s in specs if s.key not in done]

@@ -201,6 +201,8 @@ class CartPoleDQN(RLTask):
     learning_starts: ClassVar[int] = 1_000
     train_freq: ClassVar[int] = 256
     gradient_steps: ClassVar[int] = 128
+    #: env steps between hard target-network updates (SB3's ``target_update_interval``)
+    target_update_interval: ClassVar[int] = 10
     exploration_steps: ClassVar[int] = 8_000
     eps_start: ClassVar[float] = 1.0
     eps_final: ClassVar[float] = 0.04
@@ -269,8 +271,9 @@ class CartPoleDQN(RLTask):
                     ret = 0.0
                 else:
                     obs = nxt
-                if step + 1 > self.learning_starts and (step + 1) % self.train_freq == 0:
+                if (step + 1) % self.target_update_interval == 0:
                     target.load_state_dict(q.state_dict())
+                if step + 1 > self.learning_starts and (step + 1) % self.train_freq == 0:
                     for _ in range(self.gradient_steps):
                         idx = torch.randint(size, (batch_size,), generator=gen)
                         loss = self.td_loss(q, target, (b_obs[idx], b_act[idx], b_rew[idx], b_next[idx], b_term[idx]))
