@@ -43,9 +43,22 @@ Events = list[tuple[str, Any]]
 
 #: the torch tasks, with the training examples each uses here: 4 steps per epoch for the image and
 #: text tasks (a one-cycle needs pct_start * total_steps > 1), the whole bundled set for digits
-SUBSETS: dict[str, int | None] = {"digits": None, "mnist": 512, "fashion-mnist": 512, "transfer": 256, "sms-spam": 256}
+SUBSETS: dict[str, int | None] = {
+    "digits": None,
+    "mnist": 512,
+    "fashion-mnist": 512,
+    "transfer": 256,
+    "sunspots-lstm": 128,
+    "sunspots-gru": 128,
+    "airline-lstm": 32,
+    "sms-spam": 256,
+    "sms-spam-gru": 256,
+    "shakespeare-char": 48,
+}
 #: test examples kept for the downloaded tasks (their 10,000-image test sets cost more than training)
 TEST_EXAMPLES = 1000
+#: fewer for the sequence models, whose evaluation costs more per example
+SHORT_TESTS = {"sms-spam": 256, "sms-spam-gru": 256, "shakespeare-char": 64}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -83,7 +96,8 @@ def _preload(monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[Task, TaskData
     task = get_task(name)
     data = task.load().subset(SUBSETS[name])
     if name != "digits":
-        data = TaskData(data.x_train, data.y_train, data.x_test[:TEST_EXAMPLES], data.y_test[:TEST_EXAMPLES])
+        n = SHORT_TESTS.get(name, TEST_EXAMPLES)
+        data = TaskData(data.x_train, data.y_train, data.x_test[:n], data.y_test[:n], data.extra)
     monkeypatch.setitem(harness._DATA, (name, SUBSETS[name]), (task, data))
     return task, data
 
@@ -120,7 +134,8 @@ def _check_record(task: Task, spec: RunSpec, record: Record, per_epoch: int, swe
     total = spec.epochs * per_epoch
     assert record["steps_per_epoch"] == per_epoch
     assert res["steps"] == total and not res["diverged"]
-    assert res["metrics"] and all(0.0 <= m <= 1.0 and math.isfinite(m) for m in res["metrics"])
+    bounded = task.metric in ("accuracy", "f1")
+    assert res["metrics"] and all(math.isfinite(m) and m >= 0.0 and (m <= 1.0 or not bounded) for m in res["metrics"])
     assert all(math.isfinite(x) and x > 0 for x in res["train_losses"])
     assert res["eval_steps"][-1] == total
     assert res["trace_steps"] == list(range(total))  # short runs: the LR is traced at every step
@@ -149,6 +164,10 @@ def _check_record(task: Task, spec: RunSpec, record: Record, per_epoch: int, swe
         assert abs(lrs.index(max(lrs)) - (0.3 * total - 1)) < 1  # torch's peak, at pct_start * total - 1
         assert lrs[0] == pytest.approx(lr * HALF_DECADE / 25, rel=1e-12)
         assert res["momenta"][0] == pytest.approx(0.95) and min(res["momenta"]) == pytest.approx(0.85, abs=0.02)
+    elif spec.strategy == "warmup_cosine":
+        w = max(1, round(0.05 * total))
+        assert lrs[0] == pytest.approx(lr / (w + 1), rel=1e-12)  # nanoGPT's lr * (t + 1) / (w + 1)
+        assert lrs[w] == pytest.approx(lr, rel=1e-12)
     elif spec.strategy in ("step", "exponential", "cosine", "sgdr"):
         assert lrs[0] == pytest.approx(lr, rel=1e-12)
 
@@ -164,8 +183,11 @@ def test_every_strategy_runs_on_every_task(name: str, monkeypatch: pytest.Monkey
         _short_range_tests(monkeypatch, sweep)
     config = BenchConfig(tasks=[name], seeds=1, epochs=1, train_subset=SUBSETS[name], optimizers=["sgd", "adam"])
     specs = plan_runs(config)
-    assert {s.strategy for s in specs} == set(STRATEGIES)
-    assert len(specs) == (4 + 10) + (3 + 10)  # SGD's default LR is off the grid, AdamW's on it
+    strategies = set(task.strategies or STRATEGIES)  # the task's own set when none is named
+    assert {s.strategy for s in specs} == strategies
+    constants = sum(len({v.key for v in STRATEGIES["constant"].variants(task, o)}) for o in ("sgd", "adam"))
+    assert len(specs) == 2 * (len(strategies) - 1) + constants  # a default LR on the grid is one run
+    assert constants in (7, 8)  # 4 + 4, or 4 + 3 where AdamW's default LR is a grid point
     per_epoch = task.steps_per_epoch(data)
     assert per_epoch == (44 if name == "digits" else 4)
     for spec in specs:
@@ -255,9 +277,20 @@ def test_hand_set_strategies_match_their_closed_forms() -> None:
     peak = 0.3 * total - 1
     assert _values(plan, [0, peak, total - 1]) == approx([hi / 25, hi, hi / 25 / 1e4])
     assert _values(plan, list(range(total))) == approx(_torch_one_cycle(hi, total))
+    # warmup_cosine: nanoGPT's get_lr (train.py) with warmup_iters = 5% of the budget, min_lr = lr/10
+    warm, floor = round(0.05 * total), lr / 10
+
+    def nanogpt(it: int) -> float:
+        if it < warm:
+            return lr * (it + 1) / (warm + 1)
+        ratio = (it - warm) / (total - warm)
+        return floor + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - floor)
+
+    assert _values(_plan("warmup_cosine"), list(range(total + 1))) == approx([nanogpt(t) for t in range(total + 1)])
     # the same definitions scale with the budget
     assert _values(_plan("step", total=100), [49, 50, 75]) == approx([lr, lr / 10, lr / 100])
-    for name in ("step", "exponential", "cosine", "sgdr", "triangular", "triangular2", "sine", "one_cycle"):
+    hand_set = ("step", "exponential", "cosine", "warmup_cosine", "sgdr", "triangular", "triangular2", "sine")
+    for name in (*hand_set, "one_cycle"):
         plan = _plan(name)
         assert plan.search_steps == 0 and plan.peer_max_lr is None
         # every hand-set schedule stays inside the grid's range
@@ -686,9 +719,9 @@ def test_bench_without_arguments_runs_the_default_bench(
     assert config.epochs is None and config.train_subset is None and not config.resume
     assert config.out == Path("cyclr-bench")
     specs = plan_runs(config)
-    assert len(specs) == 3 * ((4 + 10) + (3 + 10))
+    assert len(specs) == 3 * ((4 + 11) + (3 + 11))
     assert {s.epochs for s in specs} == {get_task("digits").epochs}
-    assert [s.seed for s in specs[:27]] == [0] * 27  # seed-major: a bench stopped early has whole seeds
+    assert [s.seed for s in specs[:29]] == [0] * 29  # seed-major: a bench stopped early has whole seeds
 
     listing = runner.invoke(cli, ["bench", "--list"])
     assert listing.exit_code == 0

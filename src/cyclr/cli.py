@@ -289,6 +289,12 @@ if click is not None:
     @click.option("--train-subset", type=click.IntRange(min=1), default=None, help="Use only N training examples.")
     @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
     @click.option("--report-only", is_flag=True, help="Rewrite the report from the runs stored in --out.")
+    @click.option(
+        "--readme",
+        type=click.Path(dir_okay=False, exists=True),
+        default=None,
+        help="With --report-only: write the overview into this file's marked block.",
+    )
     @click.option("--list", "list_only", is_flag=True, help="List the tasks and strategies, then exit.")
     def bench(
         tasks: str,
@@ -302,6 +308,7 @@ if click is not None:
         train_subset: int | None,
         data_dir: str | None,
         report_only: bool,
+        readme: str | None,
         list_only: bool,
     ) -> None:
         """Measure schedules against each other on real tasks: the seed's claims, checked.
@@ -334,8 +341,10 @@ if click is not None:
             )
         except ValueError as err:
             raise click.UsageError(str(err)) from err
+        if readme and not report_only:
+            raise click.UsageError("--readme goes with --report-only (it rewrites a README from stored runs).")
         if report_only:
-            _report_only(console, config)
+            _report_only(console, config, readme)
             return
         _run_with_progress(console, config, run_bench)
 
@@ -416,14 +425,22 @@ if click is not None:
             console.print(t.verdict.replace("**", ""))
         console.print("(~: within seed noise; speed-ups vs the best constant LR, paired by seed)")
 
-    def _report_only(console: Console, config: Any) -> None:
-        from .bench.report import write_report
+    def _report_only(console: Console, config: Any, readme: str | None = None) -> None:
+        from .bench.report import aggregate, update_readme, write_report
         from .bench.store import Store
 
         if not (config.out / Store.FILENAME).exists():
             raise click.UsageError(f"no runs in {config.out} (expected {config.out / Store.FILENAME}).")
         with Store(config.out) as store:
             write_report(store, config.out)
+            if readme:
+                commands = store.meta("commands", [])
+                tables = aggregate(list(store.records()), store.meta("plan"))
+                try:
+                    update_readme(readme, tables, "\n".join(commands) or f"cyclr bench --out {config.out}")
+                except ValueError as err:
+                    raise click.UsageError(str(err)) from err
+                console.print(f"[green]updated[/green] the overview in {readme}")
         _summary(console, config.out)
         console.print(f"[green]wrote[/green] {config.out / 'report.md'} and {config.out / 'report.html'}")
 

@@ -84,6 +84,21 @@ class BenchConfig:
             _positive("train_subset", self.train_subset)
         self.out = Path(self.out)
 
+    def command_line(self) -> str:
+        """The ``cyclr bench`` command that runs this configuration."""
+        parts = ["cyclr bench", "--task " + ",".join(self.tasks)]
+        if self.strategies is not None:
+            parts.append("--strategies " + ",".join(self.strategies))
+        if self.optimizers is not None:
+            parts.append("--optimizers " + ",".join(self.optimizers))
+        for flag, value in (("seeds", self.seeds), ("epochs", self.epochs), ("train-subset", self.train_subset)):
+            if value is not None:
+                parts.append(f"--{flag} {value}")
+        if self.workers != 1:
+            parts.append(f"--workers {self.workers}")
+        parts.append(f"--out {self.out}")
+        return " ".join(parts) + (" --resume" if self.resume else "")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"] = str(self.out)
@@ -225,6 +240,8 @@ def run_bench(config: BenchConfig, listener: Listener | None = None) -> Path:
         # a resumed bench may add tasks: the report covers the earlier plan and this one
         earlier = list(store.meta("plan", [])) if config.resume else []
         store.set_meta("plan", earlier + [s.key for s in specs if s.key not in set(earlier)])
+        commands = list(store.meta("commands", [])) if config.resume else []
+        store.set_meta("commands", [*commands, config.command_line()])
         store.set_meta("environment", _environment())
         done = store.done_keys()
         todo = [s for s in specs if s.key not in done]

@@ -88,6 +88,8 @@ class Row:
     target_censored: bool = False
     final_diff: tuple[float, float, float] | None = None  # final - best constant, mean and 95% CI
     notes: list[str] = field(default_factory=list)
+    #: end-of-run scores (a held-out test split), mean over seeds
+    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def beyond_noise(self) -> bool | None:
@@ -114,6 +116,10 @@ class Table:
     match_level: float
     match_levels: dict[int, float] = field(default_factory=dict)
     verdict: str = ""
+    domain: str = "vision"
+    step_unit: str = "steps"
+    #: reference scores without learning (naive forecasts), from the task
+    baselines: dict[str, float] = field(default_factory=dict)
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def row(self, key: str) -> Row:
@@ -263,6 +269,8 @@ def aggregate(records: Sequence[dict[str, Any]], plan: Sequence[str] | None = No
                 ref = {r["seed"]: (r["result"]["metrics"] or [math.nan])[-1] for r in by_key[best_key]}
                 diffs = [finals_k[i] - ref[r["seed"]] for i, r in enumerate(rs) if r["seed"] in ref]
                 row.final_diff = interval(diffs) if diffs else None
+            extras = [x.get("extra") or {} for x in res]
+            row.extra = {k: float(np.mean([e[k] for e in extras if k in e])) for k in extras[0]} if extras else {}
             if any(x["diverged"] for x in res):
                 row.notes.append(f"diverged in {sum(x['diverged'] for x in res)}/{len(rs)} seeds")
             rows.append(row)
@@ -283,11 +291,19 @@ def aggregate(records: Sequence[dict[str, Any]], plan: Sequence[str] | None = No
             match_level=level,
             match_levels=levels,
             runs=dict(by_key),
+            domain=str(first.get("domain") or (TASKS[task].domain if task in TASKS else "other")),
+            step_unit=str(first.get("step_unit") or (TASKS[task].step_unit if task in TASKS else "steps")),
+            baselines=dict(first.get("baselines") or {}),
         )
         table.verdict = verdict(table)
         tables.append(table)
-    tables.sort(key=lambda t: (t.task, t.optimizer))
+    tables.sort(key=lambda t: (DOMAINS.index(t.domain) if t.domain in DOMAINS else 99, t.task, t.optimizer))
     return tables
+
+
+#: the report's sections, in order
+DOMAINS = ("vision", "sequences", "language", "rl")
+DOMAIN_TITLES = {"vision": "Vision", "sequences": "Sequences", "language": "Language", "rl": "Reinforcement learning"}
 
 
 _STRATEGY_ORDER = (
@@ -295,6 +311,7 @@ _STRATEGY_ORDER = (
     "step",
     "exponential",
     "cosine",
+    "warmup_cosine",
     "sgdr",
     "triangular",
     "triangular2",
@@ -340,11 +357,12 @@ def verdict(t: Table) -> str:
         )
         parts.append(
             f"first to the target ({t.metric} {t.target:g}) in every seed: **{fastest.label}**, "
-            f"{fastest.steps_to_target:.0f} steps{sp}"
+            f"{fastest.steps_to_target:.0f} {t.step_unit}{sp}"
         )
     else:
         parts.append(
-            f"no strategy reached the target ({t.metric} {t.target:g}) in every seed within {t.total_steps} steps"
+            f"no strategy reached the target ({t.metric} {t.target:g}) in every seed "
+            f"within {t.total_steps} {t.step_unit}"
         )
     top = max(t.rows, key=lambda r: sign * r.final)
     parts.append(f"best final {t.metric}: **{top.label}** {top.final:.4f} +- {top.final_std:.4f}")
@@ -514,10 +532,13 @@ def _metric_range(t: Table) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------- text
 def markdown_table(t: Table) -> str:
+    extra = sorted({k for r in t.rows for k in r.extra})
     lines = [
-        f"| strategy | final {t.metric} | best | reached target | steps to target | speed-up to target | "
-        f"steps to match | speed-up to match | vs best constant (final) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| strategy | final {t.metric} | best | "
+        + "".join(f"{k} | " for k in extra)
+        + f"reached target | {t.step_unit} to target | speed-up to target | "
+        f"{t.step_unit} to match | speed-up to match | vs best constant (final) |",
+        "|---|---|---|" + "---|" * len(extra) + "---|---|---|---|---|---|",
     ]
     for r in t.rows:
         mark = " **(best constant)**" if r.key == t.best_constant else ""
@@ -526,14 +547,15 @@ def markdown_table(t: Table) -> str:
             ""
             if r.final_diff is None or r.key == t.best_constant
             else (
-                f"{r.final_diff[0]:+.4f}"
+                f"{r.final_diff[0]:+.4g}"
                 + ("" if r.beyond_noise is None else (" (beyond noise)" if r.beyond_noise else " (noise)"))
             )
         )
         search = f" (+{r.search_steps:.0f} search)" if r.search_steps else ""
         lines.append(
-            f"| {r.label}{mark} | {r.final:.4f} +- {r.final_std:.4f} | {r.best:.4f} | {r.reached}/{r.seeds} "
-            f"| {sst}{search} | "
+            f"| {r.label}{mark} | {_num(r.final)} +- {_num(r.final_std)} | {_num(r.best)} | "
+            + "".join(f"{_num(r.extra[k]) if k in r.extra else 'n/a'} | " for k in extra)
+            + f"{r.reached}/{r.seeds} | {sst}{search} | "
             f"{_fmt_speed(r.speedup_target, r.target_censored)} | "
             f"{'n/a' if r.steps_to_match is None else f'{r.steps_to_match:.0f}'} | "
             f"{_fmt_speed(r.speedup_match)} | {diff}{'; ' + '; '.join(r.notes) if r.notes else ''} |"
@@ -541,19 +563,44 @@ def markdown_table(t: Table) -> str:
     return "\n".join(lines)
 
 
+def _noise_word(s: tuple[float, float, float] | None, censored: bool = False) -> str:
+    """Whether a speed-up's 95% interval excludes 1 (a lower bound can only show it is above)."""
+    if s is None or math.isnan(s[1]):
+        return "n/a"
+    if censored:
+        return "yes" if s[1] > 1.0 else "no"
+    return "yes" if s[1] > 1.0 or s[2] < 1.0 else "no"
+
+
+def first_to_target(t: Table) -> tuple[str, str, str]:
+    """The overview's three cells: who reached the target first in every seed, its speed-up vs
+    the best constant (95% interval), and whether that is beyond seed noise. Where no strategy
+    reached the target in every seed, the fastest to match the best constant stands in."""
+    unit = t.step_unit
+    full = [r for r in t.rows if r.steps_to_target is not None]
+    if full:
+        f = min(full, key=lambda r: r.steps_to_target or math.inf)
+        speed = _fmt_speed(f.speedup_target, f.target_censored)
+        return f"{f.label}, {f.steps_to_target:.0f} {unit}", speed, _noise_word(f.speedup_target, f.target_censored)
+    most = max(t.rows, key=lambda r: r.reached)
+    first = "none in every seed" + (f" (most: {most.label}, {most.reached}/{most.seeds})" if most.reached else "")
+    matched = [r for r in t.rows if r.speedup_match is not None and r.key != t.best_constant]
+    if not matched:
+        return first, "n/a", "n/a"
+    m = max(matched, key=lambda r: r.speedup_match[0] if r.speedup_match else 0.0)
+    return first, f"{m.label}: {_fmt_speed(m.speedup_match)} to match", _noise_word(m.speedup_match)
+
+
 def overview(tables: Sequence[Table]) -> str:
-    """One line per task and optimizer: the winner to the target, the best final, auto vs peer."""
+    """One line per task and optimizer, grouped by domain: the first to the target with its
+    speed-up over the best constant and whether it is beyond noise; the best final; auto and peer."""
     lines = [
-        "| task | optimizer | first to target (speed-up vs best constant) | best final | best constant | auto | peer |",
-        "|---|---|---|---|---|---|---|",
+        "| domain | task | optimizer | first to target | speed-up vs best constant [95% CI] | beyond noise "
+        "| best final | best constant | auto | peer |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in tables:
-        full = [r for r in t.rows if r.steps_to_target is not None]
-        if full:
-            f = min(full, key=lambda r: r.steps_to_target or math.inf)
-            first = f"{f.label}, {f.steps_to_target:.0f} steps ({_fmt_speed(f.speedup_target, f.target_censored)})"
-        else:
-            first = "none in every seed"
+        first, speed, noise = first_to_target(t)
         sign = 1.0 if t.higher_is_better else -1.0
         top = max(t.rows, key=lambda r: sign * r.final)
         bc = t.row(t.best_constant) if t.best_constant else None
@@ -562,13 +609,19 @@ def overview(tables: Sequence[Table]) -> str:
             r = next((x for x in t.rows if x.strategy == name), None)
             if r is None:
                 return "n/a"
-            return f"{r.final:.4f}; {speed_text(r)}"
+            return f"{_num(r.final)}; {speed_text(r)}"
 
         lines.append(
-            f"| {t.task} | {t.optimizer} | {first} | {top.label} {top.final:.4f} | "
-            f"{bc.label + ' ' + format(bc.final, '.4f') if bc else 'n/a'} | {cell('auto')} | {cell('peer')} |"
+            f"| {DOMAIN_TITLES.get(t.domain, t.domain)} | {t.task} | {t.optimizer} | {first} | {speed} | {noise} "
+            f"| {top.label} {_num(top.final)} | {bc.label + ' ' + _num(bc.final) if bc else 'n/a'} "
+            f"| {cell('auto')} | {cell('peer')} |"
         )
     return "\n".join(lines)
+
+
+def _num(v: float) -> str:
+    """4 significant figures: accuracies, F1 and losses read alike, RMSE and returns too."""
+    return "n/a" if math.isnan(v) else f"{v:.4g}" if abs(v) >= 10 else f"{v:.4f}"
 
 
 _INTRO = """Runs are paired by seed: every strategy of a seed starts from the same initialisation and sees
@@ -588,13 +641,12 @@ def write_report(store: Any, out: str | Path) -> Path | None:
     config = store.meta("config", {})
     failed = list(store.records("failed"))
     md = ["# cyclr bench report\n", _INTRO, "\n## Overview\n", overview(tables)]
+    domain = None
     for t in tables:
-        md += [
-            f"\n## {t.task} / {t.optimizer}\n",
-            f"{t.total_steps} steps ({t.steps_per_epoch} per epoch); target {t.metric} {t.target:g}.\n",
-            t.verdict + "\n",
-            markdown_table(t),
-        ]
+        if t.domain != domain:
+            domain = t.domain
+            md.append(f"\n## {DOMAIN_TITLES.get(domain, domain)}\n")
+        md += [f"\n### {t.task} / {t.optimizer}\n", _budget_line(t) + "\n", t.verdict + "\n", markdown_table(t)]
     if failed:
         md.append("\n## Failed runs (rerun with --resume)\n")
         md += [f"- {r['key']}: {r.get('error')}" for r in failed]
@@ -631,6 +683,30 @@ def _html_table(md: str, best_label: str | None = None) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+README_START = "<!-- cyclr bench overview: generated by `cyclr bench --report-only --readme`; do not edit -->"
+README_END = "<!-- end of cyclr bench overview -->"
+
+
+def update_readme(path: str | Path, tables: Sequence[Table], command: str) -> None:
+    """Replace the block between :data:`README_START` and :data:`README_END` in ``path`` with the
+    overview table and the command that produced it (the README's headline is never hand-copied)."""
+    path = Path(path)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path}: no overview block (add the lines {README_START!r} and {README_END!r}).")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    block = f"{README_START}\n\n```sh\n{command}\n```\n\n{overview(tables)}\n\n{README_END}"
+    path.write_text(head + block + tail)
+
+
+def _budget_line(t: Table) -> str:
+    line = f"{t.total_steps} {t.step_unit} ({t.steps_per_epoch} per epoch); target {t.metric} {t.target:g}."
+    if t.baselines:
+        line += " Baselines without learning: " + ", ".join(f"{k} {v:.4g}" for k, v in t.baselines.items()) + "."
+    return line
+
+
 def _write_html(path: Path, tables: Sequence[Table], config: dict[str, Any], failed: Sequence[dict[str, Any]]) -> None:
     import re
 
@@ -644,12 +720,15 @@ def _write_html(path: Path, tables: Sequence[Table], config: dict[str, Any], fai
         "<h2>Overview</h2>",
         _html_table(overview(tables)),
     ]
+    domain = None
     for t in tables:
+        if t.domain != domain:
+            domain = t.domain
+            parts.append(f"<h2>{html.escape(DOMAIN_TITLES.get(domain, domain))}</h2>")
         best = t.row(t.best_constant).label if t.best_constant else None
         parts += [
-            f"<h2>{html.escape(t.task)} / {html.escape(t.optimizer)}</h2>",
-            f"<p>{t.total_steps} steps ({t.steps_per_epoch} per epoch); "
-            f"target {html.escape(t.metric)} {t.target:g}.</p>",
+            f"<h3>{html.escape(t.task)} / {html.escape(t.optimizer)}</h3>",
+            f"<p>{html.escape(_budget_line(t))}</p>",
             f"<p class='verdict'>{bold(t.verdict)}</p>",
             _html_table(markdown_table(t), best),
         ]
