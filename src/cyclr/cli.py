@@ -377,13 +377,26 @@ if click is not None:
 
     def _print_catalogue(console: Console, tasks: Any, strategies: Any) -> None:
         table = Table(title="tasks", title_justify="left", header_style="bold")
-        for col in ("name", "framework", "metric", "target", "epochs", "description"):
+        for col in ("domain", "name", "metric", "target", "budget", "defaults", "description"):
             table.add_column(col)
-        for name in sorted(tasks):
+        from .bench.report import DOMAINS
+
+        def order(name: str) -> tuple[int, str]:
+            domain = tasks[name].domain
+            return (DOMAINS.index(domain) if domain in DOMAINS else 99, name)
+
+        for name in sorted(tasks, key=order):
             t = tasks[name]
             direction = "higher" if t.higher_is_better else "lower"
+            strategies_ = "all strategies" if t.strategies is None else f"{len(t.strategies)} strategies"
             table.add_row(
-                name, t.framework, f"{t.metric} ({direction} is better)", f"{t.target:g}", str(t.epochs), t.description
+                t.domain,
+                name + ("" if t.framework == "torch" else f" ({t.framework})"),
+                f"{t.metric} ({direction} is better)",
+                f"{t.target:g}",
+                f"{t.epochs} epochs",
+                f"{'+'.join(t.optimizers)}, {strategies_}, {t.seeds} seeds",
+                t.description,
             )
         console.print(table)
         table = Table(title="strategies", title_justify="left", header_style="bold")
