@@ -4,6 +4,7 @@ with its overview and the README block generated from it."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,16 @@ def test_the_readme_block_is_generated_and_replaced(tmp_path: Path) -> None:
         update_readme(readme, tables, "x")
     result = CliRunner().invoke(cli, ["bench", "--readme", str(readme), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--readme goes with --report-only" in result.output
+
+
+def test_cyclr_find_runs_an_rl_tasks_own_range_test(tmp_path: Path) -> None:
+    """RL has no data set: `cyclr find` uses the task's range test (here REINFORCE's, on the real
+    objective) and proposes a schedule over the task's budget in episodes."""
+    out = tmp_path / "find.json"
+    result = CliRunner().invoke(
+        cli, ["find", "--task", "cartpole-pg", "--optimizer", "adam", "-o", str(tmp_path / "f.png"), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    proposed = json.loads(out.read_text())["proposed"]
+    task = get_task("cartpole-pg")
+    assert proposed["lr"]["total_steps"] == task.epochs * task.steps_per_epoch(task.load())

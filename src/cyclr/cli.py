@@ -223,8 +223,7 @@ if click is not None:
         """
         import torch
 
-        from .bench import EpochBatches, get_task
-        from .bench.train import make_optimizer
+        from .bench import EpochBatches, Task, get_task
         from .finder import NoDescentError
         from .torch import lr_range_test
 
@@ -235,13 +234,26 @@ if click is not None:
         console = _console()
         with console.status(f"loading {task}..."):
             data = the_task.load(data_dir)
-        torch.manual_seed(seed)
-        model = the_task.model()
-        opt = make_optimizer(optimizer, model, the_task.default_lr[optimizer])
-        loader = EpochBatches(data, the_task.batch_size, torch.Generator().manual_seed(seed))
-        result = lr_range_test(
-            model, opt, the_task.loss, loader, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, repeats=repeats
-        )
+        if type(the_task).range_test is not Task.range_test:
+            # an RL or Keras task runs its own range test (its proxy loss or its framework's loop)
+            console.print(f"[yellow]{task} runs its own range test[/yellow] (its documented sweep settings).")
+            result = the_task.range_test(data, optimizer, seed)
+            repeats = 1
+        else:
+            torch.manual_seed(seed)
+            model = the_task.model()
+            opt = the_task.make_optimizer(optimizer, the_task.param_groups(model), the_task.default_lr[optimizer])
+            loader = EpochBatches(data, the_task.batch_size, torch.Generator().manual_seed(seed))
+            result = lr_range_test(
+                model,
+                opt,
+                the_task.loss,
+                loader,
+                start_lr=start_lr,
+                end_lr=end_lr,
+                num_steps=num_steps,
+                repeats=repeats,
+            )
         result.plot(output, title=f"LR range test: {task}, {optimizer}")
         epochs = epochs or the_task.epochs
         table = Table(
@@ -262,7 +274,7 @@ if click is not None:
             console.print(f"[green]wrote[/green] {output}")
             raise SystemExit(1) from err
         console.print(table)
-        per_epoch = len(loader)
+        per_epoch = the_task.steps_per_epoch(data)
         console.print(f"range test: {result.steps} steps; one epoch: {per_epoch} steps")
         schedule = result.schedule(kind, steps_per_epoch=per_epoch, epochs=epochs)
         config = {"lr": schedule.to_config(), "momentum": list(result.momentum), "epochs": epochs}

@@ -352,7 +352,9 @@ class CartPolePG(RLTask):
     per_epoch = 200
     evals_per_epoch = 10
     batch_size = 1  # one episode per update
-    default_lr = {"sgd": 1e-3, "adam": 1e-2}
+    #: the example's 1e-2 is at the edge of stability without its dropout (2 of 3 seeds collapsed);
+    #: 3e-3 solved every seed tried, so the grid 1e-3 / 3e-3 / 1e-2 brackets it
+    default_lr = {"sgd": 1e-3, "adam": 3e-3}
     hidden: ClassVar[int] = 128
     #: range test: steps, episodes per step (their mean gradient and shortfall) and the LR sweep
     range_test_steps: ClassVar[int] = 100
