@@ -575,7 +575,7 @@ def _noise_word(s: tuple[float, float, float] | None, censored: bool = False) ->
 def first_to_target(t: Table) -> tuple[str, str, str]:
     """The overview's three cells: who reached the target first in every seed, its speed-up vs
     the best constant (95% interval), and whether that is beyond seed noise. Where no strategy
-    reached the target in every seed, the fastest to match the best constant stands in."""
+    reached the target in every seed, the schedule fastest to match the best constant stands in."""
     unit = t.step_unit
     full = [r for r in t.rows if r.steps_to_target is not None]
     if full:
@@ -584,7 +584,7 @@ def first_to_target(t: Table) -> tuple[str, str, str]:
         return f"{f.label}, {f.steps_to_target:.0f} {unit}", speed, _noise_word(f.speedup_target, f.target_censored)
     most = max(t.rows, key=lambda r: r.reached)
     first = "none in every seed" + (f" (most: {most.label}, {most.reached}/{most.seeds})" if most.reached else "")
-    matched = [r for r in t.rows if r.speedup_match is not None and r.key != t.best_constant]
+    matched = [r for r in t.rows if r.speedup_match is not None and r.strategy != "constant"]
     if not matched:
         return first, "n/a", "n/a"
     m = max(matched, key=lambda r: r.speedup_match[0] if r.speedup_match else 0.0)
