@@ -553,8 +553,8 @@ def test_report_files_are_written_and_self_contained(small_bench: Path) -> None:
     assert page.count("data:image/png;base64,") == 2 * 4  # per table: curves, LR traces, steps, range tests
     assert 'src="http' not in page and "src='http" not in page and "<script" not in page
     overview = md.split("## Overview\n", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in overview.splitlines() if line.startswith("| digits |")]
-    assert [line.split("|")[2].strip() for line in lines] == ["adam", "sgd"]
+    lines = [line for line in overview.splitlines() if line.startswith("| Vision | digits |")]
+    assert [line.split("|")[3].strip() for line in lines] == ["adam", "sgd"]
     assert [(t["task"], t["optimizer"]) for t in data["tables"]] == [("digits", "adam"), ("digits", "sgd")]
     assert data["config"]["strategies"] == ["constant", "cosine", "one_cycle", "auto"]
     for t in data["tables"]:

@@ -203,4 +203,5 @@ def test_find_prints_suggestions_and_a_schedule(runner: CliRunner, tmp_path: Pat
 def test_find_rejects_an_unknown_task(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["find", "--task", "imagenet"])
     assert result.exit_code == 2
-    assert "valid tasks: digits" in result.output
+    assert "unknown task 'imagenet'; valid tasks: airline-lstm, cartpole-dqn" in " ".join(result.output.split())
+    assert "digits" in result.output
