@@ -326,7 +326,7 @@ if click is not None:
         """Measure schedules against each other on real tasks: the seed's claims, checked.
 
         With no options: every strategy with SGD and AdamW, 3 seeds, on the bundled 8x8 digits
-        (no download, a few minutes on 2 cores). Every finished run is stored in --out at once
+        (no download, about 1.5 minutes on 2 cores). Every finished run is stored in --out at once
         (runs.sqlite); --resume continues an interrupted bench. The report (report.md,
         report.html with plots, report.json) is written to --out.
         """
