@@ -26,7 +26,17 @@ if TYPE_CHECKING:
     from .strategies import Plan
     from .train import RunResult
 
-__all__ = ["CORE_STRATEGIES", "TASKS", "EpochBatches", "Task", "TaskData", "batches", "get_task", "register"]
+__all__ = [
+    "CORE_STRATEGIES",
+    "TASKS",
+    "EpochBatches",
+    "Task",
+    "TaskData",
+    "batches",
+    "get_task",
+    "predictions",
+    "register",
+]
 
 
 #: the strategies the sequence, language and RL tasks run by default (the vision tasks run all):
@@ -105,16 +115,9 @@ class Task:
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(output, target)
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
         """The task's metric on the test split (accuracy by default)."""
-        was_training = model.training
-        model.eval()
-        correct = 0
-        for i in range(0, len(data.x_test), batch_size):
-            out = model(data.x_test[i : i + batch_size])
-            correct += int((out.argmax(1) == data.y_test[i : i + batch_size]).sum())
-        model.train(was_training)
+        correct = sum(int((out.argmax(1) == y).sum()) for out, y in predictions(model, data, batch_size))
         return correct / len(data.x_test)
 
     def final_metrics(self, model: nn.Module, data: TaskData) -> dict[str, float]:
@@ -183,6 +186,19 @@ class Task:
         return train(
             self, data, scheduler=one_cycle, optimizer=optimizer, epochs=epochs, seed=seed, batch_size=batch_size
         )
+
+
+def predictions(model: nn.Module, data: TaskData, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(model output, targets)`` over the test split in batches, in eval mode without gradients
+    (the model's train/eval flag is put back afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(data.x_test), batch_size):
+                yield model(data.x_test[i : i + batch_size]), data.y_test[i : i + batch_size]
+    finally:
+        model.train(was_training)
 
 
 TASKS: dict[str, type[Task]] = {}

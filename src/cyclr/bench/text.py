@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tasks import CORE_STRATEGIES, Task, TaskData, register
+from .tasks import CORE_STRATEGIES, Task, TaskData, predictions, register
 
 __all__ = ["CharGPT", "GRUClassifier", "ShakespeareChar", "SmsSpam", "SmsSpamGRU", "TransformerClassifier", "tokenize"]
 
@@ -103,15 +103,9 @@ class SmsSpam(Task):
     def model(self) -> nn.Module:
         return TransformerClassifier(self.vocab_size, self.max_tokens)
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
         """F1 of the spam class."""
-        was_training = model.training
-        model.eval()
-        pred = torch.cat(
-            [model(data.x_test[i : i + batch_size]).argmax(1) for i in range(0, len(data.x_test), batch_size)]
-        )
-        model.train(was_training)
+        pred = torch.cat([out.argmax(1) for out, _ in predictions(model, data, batch_size)])
         tp = int(((pred == 1) & (data.y_test == 1)).sum())
         fp = int(((pred == 1) & (data.y_test == 0)).sum())
         fn = int(((pred == 0) & (data.y_test == 1)).sum())
@@ -226,16 +220,9 @@ class ShakespeareChar(Task):
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
         """Mean cross-entropy per character over the whole validation split."""
-        was_training = model.training
-        model.eval()
-        total = 0.0
-        for i in range(0, len(data.x_test), batch_size):
-            out = model(data.x_test[i : i + batch_size])
-            total += float(self.loss(out, data.y_test[i : i + batch_size])) * len(out)
-        model.train(was_training)
+        total = sum(float(self.loss(out, y)) * len(out) for out, y in predictions(model, data, batch_size))
         return total / len(data.x_test)
 
     def steps_per_epoch(self, data: TaskData, batch_size: int | None = None) -> int:
