@@ -193,7 +193,7 @@ def _label(record: dict[str, Any], default_key: str | None) -> str:
 def aggregate(records: Sequence[dict[str, Any]], plan: Sequence[str] | None = None) -> list[Table]:
     """Group finished runs by task and optimizer into :class:`Table` s (runs outside ``plan``, the
     keys of the current bench, are ignored when it is given)."""
-    from .strategies import framework_default_lr
+    from .strategies import STRATEGIES, framework_default_lr
     from .tasks import TASKS
 
     wanted = set(plan) if plan is not None else None
@@ -275,7 +275,7 @@ def aggregate(records: Sequence[dict[str, Any]], plan: Sequence[str] | None = No
                 row.notes.append(f"diverged in {sum(x['diverged'] for x in res)}/{len(rs)} seeds")
             rows.append(row)
         rows.sort(key=lambda r: (r.strategy != "constant", -sign * r.final if r.strategy == "constant" else 0))
-        order = {name: i for i, name in enumerate(_STRATEGY_ORDER)}
+        order = {name: i for i, name in enumerate(STRATEGIES)}  # the strategies' own order
         rows.sort(key=lambda r: order.get(r.strategy, 99))
         table = Table(
             task=task,
@@ -306,20 +306,6 @@ DOMAINS = ("vision", "sequences", "language", "rl")
 DOMAIN_TITLES = {"vision": "Vision", "sequences": "Sequences", "language": "Language", "rl": "Reinforcement learning"}
 
 
-_STRATEGY_ORDER = (
-    "constant",
-    "step",
-    "exponential",
-    "cosine",
-    "warmup_cosine",
-    "sgdr",
-    "triangular",
-    "triangular2",
-    "sine",
-    "one_cycle",
-    "auto",
-    "peer",
-)
 CYCLICAL = ("sgdr", "triangular", "triangular2", "sine", "one_cycle", "auto", "peer")
 
 

@@ -131,16 +131,18 @@ class SeriesTask(Task):
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.mse_loss(output, target)
 
-    def _rmse(self, model: nn.Module, x: torch.Tensor, split: str) -> float:
+    def _truth(self, split: str) -> np.ndarray:
+        """The target months of every window of ``split``, in the series' units."""
         assert self._values is not None
+        return np.stack([self._values[t + 1 : t + 1 + self.horizon] for t in self._ends[split]])
+
+    def _rmse(self, model: nn.Module, x: torch.Tensor, split: str) -> float:
         was_training = model.training
         model.eval()
         with torch.no_grad():
             pred = self._to_units(model(x), self._ends[split])
         model.train(was_training)
-        ends = self._ends[split]
-        truth = np.stack([self._values[t + 1 : t + 1 + self.horizon] for t in ends])
-        return float(np.sqrt(np.mean((pred - truth) ** 2)))
+        return float(np.sqrt(np.mean((pred - self._truth(split)) ** 2)))
 
     def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
         """Validation RMSE in the series' units (all horizons pooled)."""
@@ -154,9 +156,8 @@ class SeriesTask(Task):
         assert self._values is not None
         out = {}
         for split in ("val", "test"):
-            ends = self._ends[split]
-            truth = np.stack([self._values[t + 1 : t + 1 + self.horizon] for t in ends])
-            for name, pred in naive_forecasts(self._values, ends, self.horizon, self.season).items():
+            truth = self._truth(split)
+            for name, pred in naive_forecasts(self._values, self._ends[split], self.horizon, self.season).items():
                 out[f"{name} ({split})"] = float(np.sqrt(np.mean((pred - truth) ** 2)))
         return out
 
