@@ -7,10 +7,30 @@ validation and bounds tests. ``VARIANTS`` adds the options one example per name 
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import cyclr
+
+# ---------------------------------------------------------------------------- hypothesis profiles
+# ``make test`` (and CI) runs the "ci" profile: derandomized (the same examples on every run, from
+# any clone) and without an example database, so a test's outcome never depends on a previous run.
+# ``make fuzz`` runs the "fuzz" profile: fresh random examples, 10x as many (FUZZ_FACTOR), with the
+# database kept so that a failure found there replays until it is fixed.
+FUZZ_FACTOR = 10
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None)
+settings.register_profile("fuzz", max_examples=100 * FUZZ_FACTOR, print_blob=True, deadline=None)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+
+def n_examples(n: int) -> int:
+    """A test's own example count, multiplied under ``make fuzz``."""
+    return n * FUZZ_FACTOR if PROFILE == "fuzz" else n
+
 
 #: One valid instance per registered schedule name.
 EXAMPLES: dict[str, cyclr.Schedule] = {

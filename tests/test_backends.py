@@ -157,9 +157,14 @@ def test_numpy_million_steps(key: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["triangular", "one_cycle", "warmup", "join", "mirror"])
-def test_negative_steps_clamp_for_arrays(key: str) -> None:
+def test_negative_steps_raise_on_the_host_and_clamp_in_tensors(key: str) -> None:
+    """A NumPy step is checked like a Python one (issue 11: arrays were clamped silently while a
+    Python step raised); a tensor step may be traced or on a device, so it is clamped at 0."""
     s = ALL_CASES[key]
-    np.testing.assert_array_equal(s(np.array([-5, -1, 0])), np.full(3, s(0)))
+    for bad in (np.array([-5, -1, 0]), np.array([0.0, np.nan]), np.array([np.inf])):
+        with pytest.raises(ValueError, match="step must hold finite numbers >= 0"):
+            s(bad)
+    np.testing.assert_array_equal(s(np.array([0, 0], dtype=np.uint8)), np.full(2, s(0)))
     assert torch.equal(s(torch.tensor([-3, 0])), torch.full((2,), s(0), dtype=torch.float64))
 
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import n_examples
 from cyclr.finder import (
     Curve,
     NoDescentError,
@@ -242,7 +243,7 @@ def test_diverge_factor_is_the_threshold(diverge: float) -> None:
     assert len(stops) == expected + 1 and stops[-1]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=n_examples(60), deadline=None)
 @given(
     st.lists(st.floats(0.01, 100.0) | st.sampled_from([math.nan, math.inf]), min_size=1, max_size=40),
     st.sampled_from([0.0, 0.5, 0.98]),
@@ -441,7 +442,7 @@ def noisy_curves(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     return np.geomspace(1e-6, 1.0, n), losses
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=n_examples(150), deadline=None)
 @given(noisy_curves())
 def test_valley_is_fastai_valley(curve: tuple[np.ndarray, np.ndarray]) -> None:
     lrs, losses = curve

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cyclr
-from conftest import ALL_CASES, EXAMPLES, STRATEGIES
+from conftest import ALL_CASES, EXAMPLES, STRATEGIES, n_examples
 
 RTOL = 1e-12
 Ref = Callable[[int], float]
@@ -407,7 +407,7 @@ FAR = [0, 1, 2**20, 2**31 - 1, 2**31, 2**40, 2**53]
 
 @pytest.mark.parametrize("name", sorted(cyclr.REGISTRY))
 def test_far_steps_finite_nonnegative_in_bounds(name: str) -> None:
-    @settings(max_examples=25, deadline=None)
+    @settings(max_examples=n_examples(25), deadline=None)
     @given(s=STRATEGIES[name], extra=st.integers(0, 2**53))
     def check(s: cyclr.Schedule, extra: int) -> None:
         lo, hi = s.bounds

@@ -24,14 +24,14 @@ from hypothesis import strategies as st
 
 import cyclr
 import cyclr.jax
-from conftest import ALL_CASES
+from conftest import ALL_CASES, n_examples
 
 N = 10_000
 COUNTS = np.arange(N + 1)  # 0 .. 10**4
 CASES = list(ALL_CASES)
 # Few examples, no shrinking: every example compiles XLA programs.
 PEER = settings(
-    max_examples=8,
+    max_examples=n_examples(8),
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow],

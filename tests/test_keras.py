@@ -41,6 +41,7 @@ keras = pytest.importorskip("keras")
 
 import cyclr  # noqa: E402
 import cyclr.keras as ck  # noqa: E402
+from conftest import n_examples  # noqa: E402
 
 K = keras.ops
 BACKEND = keras.backend.backend()
@@ -819,7 +820,7 @@ def test_lr_logger_feeds_tensorboard(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- 6. Keras' schedules
 PEER_N = 5000
 PEER_STEPS = np.arange(PEER_N)
-PEER = settings(max_examples=20, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+PEER = settings(max_examples=n_examples(20), deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
 
 
 def keras_values(schedule: object) -> np.ndarray:

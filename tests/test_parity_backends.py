@@ -45,7 +45,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import cyclr
-from conftest import ALL_CASES, STRATEGIES
+from conftest import ALL_CASES, STRATEGIES, n_examples
 
 N = 10_000
 STEPS = np.arange(N)
@@ -283,7 +283,7 @@ def test_fixed_cases_keras(keras_fixed: dict[str, dict[str, Any]], backend: str,
 
 # No shrinking: each example runs 10**4 steps in six evaluations across four processes.
 RANDOM = settings(
-    max_examples=4,
+    max_examples=n_examples(4),
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.too_slow],

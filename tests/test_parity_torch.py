@@ -20,11 +20,12 @@ from torch.optim import SGD, Adam
 from torch.optim import lr_scheduler as tls
 
 import cyclr
+from conftest import n_examples
 
 N = 10_000
 RTOL = 1e-6
 # No shrinking: one example costs 10**4 torch steps, and shrinking a failure would take minutes.
-SETTINGS = settings(max_examples=20, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+SETTINGS = settings(max_examples=n_examples(20), deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
 
 lrs = st.floats(1e-5, 1.0)
 momenta = st.floats(0.5, 0.99)

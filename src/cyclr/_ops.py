@@ -33,7 +33,9 @@ class Ops:
     name = "abstract"
 
     def prepare(self, step: Any) -> Array:
-        """Turn a user's step into this namespace's array, clamped at 0."""
+        """Turn a user's step into this namespace's array. Python and NumPy steps are checked
+        (a negative one raises); tensors (torch, JAX, Keras: possibly traced, on a device) are
+        clamped at 0, since a compiled graph cannot raise on a value."""
         raise NotImplementedError
 
     def finish(self, out: Array, step: Any) -> Any:
@@ -46,15 +48,29 @@ class Ops:
     def is_int(self, t: Array) -> bool:
         raise NotImplementedError
 
+    def int_max(self, t: Array) -> float:
+        """The largest value an integer step of ``t``'s dtype can hold (``inf`` for Python ints)."""
+        return math.inf
+
     def divmod(self, t: Array, period: float) -> tuple[Array, Array]:
         """``(cycle index, position in cycle)`` as floats, exact for integer steps and periods."""
         if self.is_int(t) and _integral(period):
             p = int(period)
+            if p > self.int_max(t):  # an int32 step never reaches a period >= 2**31: cycle 0
+                x = self.f(t)
+                return x * 0.0, x
             # native operators: exact for Python ints, and they keep int64 (keras.ops would not)
             return self.f(t // p), self.f(t % p)
         x = self.f(t)
         r = self.fmod(x, float(period))
         return self.round((x - r) / float(period)), r
+
+    def shift(self, t: Array, by: int) -> Array:
+        """``max(t - by, 0)`` in ``t``'s own type (the step seen by a schedule that starts at
+        ``by``); a shift beyond what ``t``'s integer dtype holds gives 0, never an overflow."""
+        if self.is_int(t) and by > self.int_max(t):
+            return t * 0
+        return self.maximum(t - by, 0)
 
     # elementwise functions; every argument may be a Python float or an array
     def fmod(self, x: Array, p: float) -> Array:
@@ -75,7 +91,13 @@ class Ops:
     def exp(self, x: Array) -> Array:
         raise NotImplementedError
 
+    def expm1(self, x: Array) -> Array:
+        raise NotImplementedError
+
     def log(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def log1p(self, x: Array) -> Array:
         raise NotImplementedError
 
     def sqrt(self, x: Array) -> Array:
@@ -144,8 +166,14 @@ class PythonOps(Ops):
     def exp(self, x: Array) -> Array:
         return math.exp(x)
 
+    def expm1(self, x: Array) -> Array:
+        return math.expm1(x)
+
     def log(self, x: Array) -> Array:
         return math.log(x)
+
+    def log1p(self, x: Array) -> Array:
+        return math.log1p(x)
 
     def sqrt(self, x: Array) -> Array:
         return math.sqrt(x)
@@ -193,8 +221,14 @@ class ModuleOps(Ops):
     def exp(self, x: Array) -> Array:
         return self.xp.exp(x)
 
+    def expm1(self, x: Array) -> Array:
+        return self.xp.expm1(x)
+
     def log(self, x: Array) -> Array:
         return self.xp.log(x)
+
+    def log1p(self, x: Array) -> Array:
+        return self.xp.log1p(x)
 
     def sqrt(self, x: Array) -> Array:
         return self.xp.sqrt(x)
@@ -227,13 +261,20 @@ class NumpyOps(ModuleOps):
         a = np.asarray(step)
         if a.dtype.kind not in "iuf":
             raise TypeError(f"step must be an integer or float array; got dtype {a.dtype}.")
-        return np.maximum(a, 0)
+        if a.size and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError("step must hold finite numbers >= 0; got a non-finite value.")
+        if a.size and a.dtype.kind != "u" and a.min() < 0:
+            raise ValueError(f"step must hold finite numbers >= 0 (as a Python step must); got {a.min()!r}.")
+        return a
 
     def f(self, t: Array) -> Array:
         return np.asarray(t, dtype=np.float64)
 
     def is_int(self, t: Array) -> bool:
         return bool(np.asarray(t).dtype.kind in "iu")
+
+    def int_max(self, t: Array) -> float:
+        return float(np.iinfo(np.asarray(t).dtype).max)
 
 
 class TorchOps(ModuleOps):
@@ -258,6 +299,9 @@ class TorchOps(ModuleOps):
 
     def is_int(self, t: Array) -> bool:
         return not (t.is_floating_point() or t.is_complex())
+
+    def int_max(self, t: Array) -> float:
+        return float(self.torch.iinfo(t.dtype).max)
 
     def _pair(self, a: Array, b: Array) -> tuple[Array, Array]:
         """torch's binary functions take tensors: lift a Python number onto the other's dtype."""
@@ -309,6 +353,9 @@ class JaxOps(ModuleOps):
     def is_int(self, t: Array) -> bool:
         return bool(self.jnp.issubdtype(self.jnp.asarray(t).dtype, self.jnp.integer))
 
+    def int_max(self, t: Array) -> float:
+        return float(self.jnp.iinfo(self.jnp.asarray(t).dtype).max)  # type: ignore[no-untyped-call]
+
 
 class KerasOps(ModuleOps):
     """``keras.ops``: one formula for every Keras backend (TensorFlow, JAX, torch), float32."""
@@ -339,6 +386,9 @@ class KerasOps(ModuleOps):
 
     def is_int(self, t: Array) -> bool:
         return "int" in self._dtype(self.xp.convert_to_tensor(t))
+
+    def int_max(self, t: Array) -> float:
+        return float(np.iinfo(self._dtype(self.xp.convert_to_tensor(t))).max)
 
     def fmod(self, x: Array, p: float) -> Array:
         return self.xp.mod(x, p)  # floor-mod equals fmod for the non-negative steps used here

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import reprlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from numbers import Integral, Real
 from typing import Any
 
@@ -45,7 +46,18 @@ class InvalidParameterError(ValueError):
         self.param = param
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{owner}: parameter {param!r} must be {allowed}; got {value!r}.")
+        super().__init__(f"{owner}: parameter {param!r} must be {allowed}; got {short_repr(value)}.")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 80, 40, 80
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)``, bounded: an error message never expands a huge or self-referencing
+    value (a YAML alias bomb, a 10**400 integer) into gigabytes."""
+    return _REPR.repr(value)
 
 
 def _is_number(value: Any) -> bool:
@@ -65,6 +77,10 @@ class Constraint:
         """Values this constraint rejects (for the generic invalid-parameter test)."""
         return []
 
+    def describe_for(self, value: Any) -> str:
+        """What is allowed, worded for the rejected ``value``."""
+        return self.describe()
+
 
 def _fmt(x: float) -> str:
     if math.isinf(x):
@@ -81,9 +97,14 @@ class NumberRange(Constraint):
     closed: str = "both"  # "both", "left", "right", "neither"
 
     def is_satisfied_by(self, value: Any) -> bool:
-        if not _is_number(value) or not math.isfinite(float(value)):
+        if not _is_number(value):
             return False
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an int such as 10**400 is past every float
+            return False
+        if not math.isfinite(v):
+            return False
         lo_ok = v >= self.low if self.closed in ("both", "left") else v > self.low
         hi_ok = v <= self.high if self.closed in ("both", "right") else v < self.high
         return lo_ok and hi_ok
@@ -97,7 +118,7 @@ class NumberRange(Constraint):
         return f"a finite number in {left}{_fmt(self.low)}, {_fmt(self.high)}{right}"
 
     def invalid_examples(self) -> list[Any]:
-        out: list[Any] = [math.nan, math.inf, "1", True]
+        out: list[Any] = [math.nan, math.inf, "1", True, 10**400]
         if not math.isinf(self.low):
             out.append(self.low - 1.0)
             if self.closed in ("right", "neither"):
@@ -109,9 +130,13 @@ class NumberRange(Constraint):
         return out
 
 
+#: The largest integer a step count may be: sums of a few such counts stay inside int64.
+MAX_INT = 2**62
+
+
 @dataclass(frozen=True)
 class IntRange(Constraint):
-    """An integer in ``[low, high]`` (``high=None``: unbounded)."""
+    """An integer in ``[low, high]`` (``high=None``: up to :data:`MAX_INT`, past any real run)."""
 
     low: int = 0
     high: int | None = None
@@ -120,15 +145,20 @@ class IntRange(Constraint):
         if isinstance(value, bool) or not isinstance(value, Integral):
             return False
         v = int(value)
-        return v >= self.low and (self.high is None or v <= self.high)
+        return v >= self.low and v <= (MAX_INT if self.high is None else self.high)
 
     def describe(self) -> str:
         if self.high is None:
             return f"an integer >= {self.low}"
         return f"an integer in [{self.low}, {self.high}]"
 
+    def describe_for(self, value: Any) -> str:
+        if self.high is None and isinstance(value, Integral) and not isinstance(value, bool) and int(value) > MAX_INT:
+            return f"an integer in [{self.low}, 2**62]"
+        return self.describe()
+
     def invalid_examples(self) -> list[Any]:
-        out: list[Any] = [self.low - 1, 2.5, "3", True]
+        out: list[Any] = [self.low - 1, 2.5, "3", True, MAX_INT + 1]
         if self.high is not None:
             out.append(self.high + 1)
         return out
@@ -176,6 +206,9 @@ class Optional(Constraint):
     def describe(self) -> str:
         return f"None or {self.inner.describe()}"
 
+    def describe_for(self, value: Any) -> str:
+        return f"None or {self.inner.describe_for(value)}"
+
     def invalid_examples(self) -> list[Any]:
         return self.inner.invalid_examples()
 
@@ -192,7 +225,7 @@ class IntList(Constraint):
             return False
         if not value and not self.allow_empty:
             return False
-        ints = all(isinstance(v, Integral) and not isinstance(v, bool) and int(v) >= self.low for v in value)
+        ints = all(isinstance(v, Integral) and not isinstance(v, bool) and self.low <= int(v) <= MAX_INT for v in value)
         return ints and all(a <= b for a, b in itertools.pairwise(value))
 
     def describe(self) -> str:
@@ -240,8 +273,11 @@ class ScheduleList(Constraint):
         return [[], [0.1]]
 
 
-def check(owner: str, param: str, value: Any, constraints: Iterable[Constraint]) -> None:
-    """Raise :class:`InvalidParameterError` unless ``value`` satisfies every constraint."""
+def check(
+    owner: str, param: str, value: Any, constraints: Iterable[Constraint], *, given: Any = MISSING
+) -> None:
+    """Raise :class:`InvalidParameterError` unless ``value`` satisfies every constraint; the
+    message shows ``given`` (what the user passed, before normalisation) when it is set."""
     for c in constraints:
         if not c.is_satisfied_by(value):
-            raise InvalidParameterError(owner, param, value, c.describe())
+            raise InvalidParameterError(owner, param, value if given is MISSING else given, c.describe_for(value))

@@ -163,8 +163,9 @@ def _verified(path: Path, spec: DataFile) -> Path:
         digest = _sha256(path)
         if digest != spec.sha256:
             raise DataError(
-                f"{path}: SHA-256 {digest} does not match the published {spec.sha256}; "
-                "the file is corrupt or not the original. Delete it to download it again."
+                f"data file {path}: SHA-256 {digest} does not match the published {spec.sha256}; "
+                "the file is truncated, corrupt or not the original. Delete it to download it again.\n"
+                + _how_to_supply(spec)
             )
         _VERIFIED.add(key)
     return path
@@ -191,7 +192,7 @@ def _download(spec: DataFile, dest: Path, opener: Callable[[str], io.BufferedIOB
             errors.append(f"{url}: {err}")
         finally:
             tmp.unlink(missing_ok=True)
-    raise DataError(f"could not download {spec.path}:\n  " + "\n  ".join(errors))
+    raise DataError(f"could not download {spec.path}:\n  " + "\n  ".join(errors) + "\n" + _how_to_supply(spec))
 
 
 def _urlopen(url: str) -> io.BufferedIOBase:
@@ -210,12 +211,28 @@ def fetch(key: str, data_dir: str | Path | None = None) -> Path:
         candidate = root / spec.path
         if candidate.is_file():
             return _verified(candidate, spec)
+    looked = "\n".join(f"    {r / spec.path}" for r in roots)
     if os.environ.get("CYCLR_OFFLINE") == "1":
-        looked = ", ".join(str(r / spec.path) for r in roots)
-        raise DataError(f"{spec.path} is not present (looked in {looked}) and CYCLR_OFFLINE=1 forbids downloading.")
+        raise DataError(
+            f"data file {spec.path} is not present, and CYCLR_OFFLINE=1 forbids downloading it.\n"
+            f"  looked for:\n{looked}\n" + _how_to_supply(spec)
+        )
     dest = cache_dir() / spec.path
-    _download(spec, dest)
+    try:
+        _download(spec, dest)
+    except DataError as err:
+        raise DataError(f"data file {spec.path} is not present (looked for:\n{looked}\n  ) and {err}") from None
     return _verified(dest, spec)
+
+
+def _how_to_supply(spec: DataFile) -> str:
+    """What a user does when a data file cannot be had: where to get it and where to put it."""
+    urls = "\n".join(f"    {u}" for u in spec.urls)
+    return (
+        f"  to supply it by hand, download it from:\n{urls}\n"
+        f"  (SHA-256 {spec.sha256}{'; the file ' + spec.member + ' inside the zip' if spec.member else ''}),\n"
+        f"  save it as DIR/{spec.path}, and pass --data-dir DIR (or set CYCLR_DATA_DIR=DIR)."
+    )
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -121,6 +121,8 @@ class Scheduler(LRScheduler):
         )
         if past_end not in PAST_END:
             raise InvalidParameterError("Scheduler", "past_end", past_end, "one of " + ", ".join(map(repr, PAST_END)))
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
+            raise InvalidParameterError("Scheduler", "last_epoch", last_epoch, "an integer >= -1 (the last step taken)")
         self.past_end = past_end
         self._warned_past_end = False
         self._prepare()
@@ -134,7 +136,7 @@ class Scheduler(LRScheduler):
         pair = isinstance(momentum, tuple) and all(isinstance(v, (int, float)) for v in momentum)
         if isinstance(momentum, Sequence) and not isinstance(momentum, str) and not pair:  # one per group
             out = [
-                momentum_schedule(m, lr, owner="Scheduler", param="momentum")
+                momentum_schedule(m, lr, owner="Scheduler", param="momentum", numbers="constant")
                 for m, lr in zip(momentum, self.lr_schedules)
             ]
             if len(momentum) != n or any(m is None for m in out):
@@ -142,7 +144,9 @@ class Scheduler(LRScheduler):
             return [m for m in out if m is not None]
         built: dict[int, Schedule | None] = {}  # groups sharing an LR schedule share its momentum
         out = [
-            built.setdefault(id(lr), momentum_schedule(momentum, lr, owner="Scheduler", param="momentum"))
+            built.setdefault(
+                id(lr), momentum_schedule(momentum, lr, owner="Scheduler", param="momentum", numbers="constant")
+            )
             for lr in self.lr_schedules
         ]
         return [m for m in out if m is not None]
@@ -290,14 +294,95 @@ class Scheduler(LRScheduler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the schedules and the step, and write their values into the optimizer."""
-        self.lr_schedules = _from_configs(state_dict["lr"])
-        self.momentum_schedules = _from_configs(state_dict["momentum"])
-        self.scales = [float(v) for v in state_dict["scales"]]
-        self.momentum_slots = list(state_dict["momentum_slots"])
-        self.past_end = state_dict["past_end"]
+        """Restore the schedules and the step, and write their values into the optimizer.
+
+        The state is checked as strictly as a new Scheduler's arguments before anything changes:
+        one LR schedule (and momentum schedule, and slot) per param group of *this* optimizer,
+        rates that are finite and >= 0, momentum in [0, 1) written only to a momentum slot the
+        group has, and whole step counts. A bad state raises ``ValueError`` and leaves the
+        scheduler and the optimizer as they were.
+        """
+        lr, momentum, scales, slots, past_end, warned, last_epoch, step_count = _checked_state(
+            state_dict, self.optimizer
+        )
+        self.lr_schedules, self.momentum_schedules = lr, momentum
+        self.scales, self.momentum_slots, self.past_end = scales, slots, past_end
         self._prepare()
-        self._warned_past_end = bool(state_dict["warned_past_end"])
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict["_step_count"])
+        self._warned_past_end = warned
+        self.last_epoch = last_epoch
+        self._step_count = step_count
         self._apply(self.last_epoch)
+
+
+_STATE_KEYS = ("last_epoch", "_step_count", "lr", "momentum", "scales", "momentum_slots", "past_end", "warned_past_end")
+
+
+def _checked_state(state: Any, optimizer: Optimizer) -> tuple[Any, ...]:
+    """Validate a :meth:`Scheduler.state_dict` against ``optimizer``; return its parts."""
+
+    def bad(key: str, value: Any, allowed: str) -> InvalidParameterError:
+        return InvalidParameterError("Scheduler.load_state_dict", key, value, allowed)
+
+    if not isinstance(state, Mapping):
+        raise bad("state_dict", state, "a dict from Scheduler.state_dict()")
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise bad("state_dict", sorted(state), f"a dict with the keys {', '.join(_STATE_KEYS)} (missing {missing})")
+    groups = optimizer.param_groups
+    n = len(groups)
+
+    def schedules(key: str, allowed_n: tuple[int, ...]) -> list[Schedule]:
+        value = state[key]
+        if not isinstance(value, list) or len(value) not in allowed_n:
+            raise bad(key, value, f"a list of {' or '.join(map(str, allowed_n))} schedule configs ({n} param groups)")
+        try:
+            return _from_configs(list(value))
+        except (ValueError, TypeError) as err:
+            raise bad(key, value, f"valid schedule configs ({err})") from err
+
+    lr = schedules("lr", (n,))
+    for s in lr:
+        lo, hi = s.bounds
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo >= 0):
+            raise bad("lr", s.to_config(), "schedules with finite values >= 0")
+    momentum = schedules("momentum", (0, n))
+    for s in momentum:
+        lo, hi = s.bounds
+        if not 0.0 <= lo <= hi < 1.0:
+            raise bad("momentum", s.to_config(), f"schedules with values in [0, 1) (range [{lo}, {hi}])")
+    scales = state["scales"]
+    if (
+        not isinstance(scales, list)
+        or len(scales) != n
+        or not all(_is_real(v) and math.isfinite(float(v)) and float(v) >= 0 for v in scales)
+    ):
+        raise bad("scales", scales, f"a list of {n} finite multipliers >= 0")
+    slots = state["momentum_slots"]
+    if not isinstance(slots, list) or len(slots) != len(momentum):
+        raise bad("momentum_slots", slots, f"a list of {len(momentum)} slot names (one per momentum schedule)")
+    for i, (slot, group) in enumerate(zip(slots, groups)):
+        if slot not in MOMENTUM_SLOTS or slot not in group:
+            raise bad("momentum_slots", slots, f"slots among {MOMENTUM_SLOTS} that param group {i} has")
+    if state["past_end"] not in PAST_END:
+        raise bad("past_end", state["past_end"], "one of " + ", ".join(map(repr, PAST_END)))
+    if not isinstance(state["warned_past_end"], bool):
+        raise bad("warned_past_end", state["warned_past_end"], "True or False")
+    last_epoch, step_count = state["last_epoch"], state["_step_count"]
+    if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
+        raise bad("last_epoch", last_epoch, "an integer >= -1")
+    if isinstance(step_count, bool) or not isinstance(step_count, int) or step_count < 0:
+        raise bad("_step_count", step_count, "an integer >= 0")
+    return (
+        lr,
+        momentum,
+        [float(v) for v in scales],
+        list(slots),
+        state["past_end"],
+        state["warned_past_end"],
+        (last_epoch),
+        step_count,
+    )
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

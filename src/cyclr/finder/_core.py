@@ -250,8 +250,10 @@ class RangeTestResult:
             return cls(base, peak, step_size=cycle_epochs * steps_per_epoch)
         # Smith: half cycles of 2-10 epochs, and stop at the end of a cycle. The fewest cycles
         # whose halves are at most 10 epochs; a run under 4 epochs gets one cycle.
+        # Whole steps per half cycle: a fractional cycle length drifts on float32 backends (JAX,
+        # Keras) far into a run; rounding up ends the run just before the last cycle's floor.
         cycles = max(1, math.ceil(epochs / 20))
-        return cls(base, peak, step_size=max(total / (2 * cycles), 1.0))
+        return cls(base, peak, step_size=max(math.ceil(total / (2 * cycles)), 1))
 
     @property
     def momentum(self) -> tuple[float, float]:
@@ -325,20 +327,29 @@ class progress_bar:
         self.enabled, self.total = enabled, total
         self._ctx: Any = nullcontext()
 
-    def __enter__(self) -> Callable[[int], None]:
+    def __enter__(self) -> Callable[..., None]:
+        """``update(n, skipped=0)``: ``n`` steps done; ``skipped`` steps that will never run (a
+        sweep that stopped early) leave the total, so the bar ends at the steps really run."""
         if self.enabled:
             try:
                 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
             except ImportError:
                 self.enabled = False
         if not self.enabled:
-            return lambda n: None
+            return lambda n, skipped=0: None
         self._ctx = Progress(
             TextColumn("LR range test"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn()
         )
         progress = self._ctx.__enter__()
         task = progress.add_task("sweep", total=self.total)
-        return lambda n: progress.advance(task, n)
+
+        def update(n: int, skipped: int = 0) -> None:
+            if skipped:
+                self.total -= skipped
+                progress.update(task, total=self.total)
+            progress.advance(task, n)
+
+        return update
 
     def __exit__(self, *exc: object) -> None:
         self._ctx.__exit__(*exc)

@@ -75,7 +75,7 @@ def lr_range_test(
                 stop = sweep.record(sweep.lr(i), float(loss), val)
                 update(1)
                 if stop:
-                    update(num_steps - i - 1)
+                    update(0, skipped=num_steps - i - 1)
                     break
     total = sum(len(c.lrs) for c in sweep.curves)
     info: dict[str, Any] = {

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from .._steps import total_steps
 from .._validation import IntRange, check
 from ._core import RangeTest, RangeTestResult, progress_bar, repeat_batches
 
@@ -110,7 +111,10 @@ def lr_range_test(
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     state = _State(model)
-    steps_per_epoch = len(x) // batch_size if hasattr(x, "__len__") and y is not None else None
+    # Keras' fit runs ceil(len(x) / batch_size) updates an epoch: the schedule must cover them all
+    steps_per_epoch = (
+        total_steps(1, dataset_size=len(x), batch_size=batch_size) if hasattr(x, "__len__") and y is not None else None
+    )
     try:
         with progress_bar(progress, repeats * num_steps) as update:
             for _ in range(repeats):
@@ -130,7 +134,7 @@ def lr_range_test(
                     stop = sweep.record(sweep.lr(i), float(logs["loss"]), val)
                     update(1)
                     if stop:
-                        update(num_steps - i - 1)
+                        update(0, skipped=num_steps - i - 1)
                         break
     finally:
         state.restore()

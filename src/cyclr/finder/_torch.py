@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._steps import total_steps
 from .._validation import IntRange, OneOf, check
 from ._core import RangeTest, RangeTestResult, progress_bar, repeat_batches
 
@@ -44,6 +45,9 @@ class Snapshot:
         check("lr_range_test", "stage", stage, [OneOf(("memory", "disk"))])
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        # buffers registered with persistent=False are not in the state dict: kept by name
+        persistent = set(model.state_dict(keep_vars=True))
+        self._extra = {k: b.detach().clone() for k, b in model.named_buffers() if k not in persistent}
         self._file: Path | None = None
         if stage == "disk":
             fd, name = tempfile.mkstemp(dir=stage_dir, prefix="cyclr-range-test-", suffix=".pt")
@@ -72,6 +76,9 @@ class Snapshot:
         assert weights is not None, "the snapshot was closed"
         with torch.no_grad():
             model.load_state_dict(weights)
+            for name, buffer in model.named_buffers():
+                if name in self._extra:
+                    buffer.copy_(self._extra[name])
         for p, g in zip(model.parameters(), self._grads):
             p.grad = None if g is None else g.clone()
         for m, training in zip(model.modules(), self._training):
@@ -88,9 +95,18 @@ class Snapshot:
                     group[key] = tuple(_restore_item(c, v) for c, v in zip(current, value))
                 else:
                     group[key] = _clone(value)
-        optimizer.state.clear()
-        for param, state in self._opt_state.items():
-            optimizer.state[param] = {k: _clone(v) for k, v in state.items()}
+        # per-parameter state goes back into the same tensors (a compiled step keeps its guards)
+        for param in [p for p in optimizer.state if p not in self._opt_state]:
+            del optimizer.state[param]
+        for param, saved_state in self._opt_state.items():
+            current_state = optimizer.state.get(param)
+            if current_state is None:
+                optimizer.state[param] = {k: _clone(v) for k, v in saved_state.items()}
+                continue
+            for key in [k for k in current_state if k not in saved_state]:
+                del current_state[key]
+            for key, value in saved_state.items():
+                current_state[key] = _restore_item(current_state.get(key), value)
         if self.scheduler is not None and self._sched is not None:
             self.scheduler.load_state_dict(copy.deepcopy(self._sched))
         cpu, cuda, np_state, py_state = self._rng
@@ -102,14 +118,29 @@ class Snapshot:
 
     def close(self) -> None:
         """Free the copy (memory or file)."""
-        self._weights, self._opt_state, self._grads = None, {}, []
+        self._weights, self._opt_state, self._grads, self._extra = None, {}, [], {}
         if self._file is not None:
             self._file.unlink(missing_ok=True)
             self._file = None
 
 
+def _sized(data: Any) -> bool:
+    try:
+        return isinstance(data, Sized) and len(data) > 0
+    except TypeError:  # an IterableDataset's DataLoader has __len__ that raises
+        return False
+
+
 def _restore_item(current: Any, saved: Any) -> Any:
-    if isinstance(current, torch.Tensor) and isinstance(saved, torch.Tensor):
+    """``saved`` written into ``current`` when both are tensors of one shape, dtype and device
+    (the same object stays in place); otherwise a copy of ``saved``."""
+    if (
+        isinstance(current, torch.Tensor)
+        and isinstance(saved, torch.Tensor)
+        and current.shape == saved.shape
+        and current.dtype == saved.dtype
+        and current.device == saved.device
+    ):
         with torch.no_grad():
             current.copy_(saved)
         return current
@@ -227,7 +258,8 @@ def lr_range_test(
     top = max(group_lrs)
     ratios = [lr / top if top > 0 else 1.0 for lr in group_lrs]
     batches = repeat_batches(train_data)
-    steps_per_epoch = len(train_data) // accumulation_steps if isinstance(train_data, Sized) else None
+    # one rule with cyclr.total_steps: a partial accumulation group at an epoch's end is an update
+    steps_per_epoch = total_steps(1, len(train_data), accumulation=accumulation_steps) if _sized(train_data) else None  # type: ignore[arg-type]
 
     snapshot = Snapshot(model, optimizer, scheduler, stage, stage_dir)
     bar = progress_bar(progress and rank == 0, repeats * num_steps)
@@ -257,7 +289,7 @@ def lr_range_test(
                         stop = _any_rank(stop, reduce_device)
                     update(1)
                     if stop:
-                        update(num_steps - i - 1)
+                        update(0, skipped=num_steps - i - 1)
                         break
     finally:
         snapshot.restore()

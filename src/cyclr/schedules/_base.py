@@ -18,6 +18,7 @@ from .._validation import (
     ScheduleList,
     ScheduleRef,
     check,
+    short_repr,
 )
 
 __all__ = ["REGISTRY", "Schedule", "from_config", "load_config", "registered"]
@@ -53,12 +54,16 @@ class Schedule:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             cons = self.constraints.get(f.name, [])
-            if isinstance(value, Mapping) and any(isinstance(c, ScheduleRef) for c in cons):
-                value = from_config(value)
-            if any(isinstance(c, ScheduleList) for c in cons) and isinstance(value, (list, tuple)):
-                value = type(value)(from_config(v) if isinstance(v, Mapping) else v for v in value)
-            check(self.name, f.name, value, cons)
-            object.__setattr__(self, f.name, _normalise(value))
+            try:
+                if isinstance(value, Mapping) and any(isinstance(c, ScheduleRef) for c in cons):
+                    value = from_config(value)
+                if any(isinstance(c, ScheduleList) for c in cons) and isinstance(value, (list, tuple)):
+                    value = type(value)(from_config(v) if isinstance(v, Mapping) else v for v in value)
+            except (ValueError, TypeError) as err:  # a nested config: say where it sits
+                raise self._invalid(f.name, value, f"a valid schedule config ({err})") from err
+            normal = _normalise(value)
+            check(self.name, f.name, normal, cons, given=value)
+            object.__setattr__(self, f.name, normal)
         if self.ordered is not None:
             low, high = self.ordered
             if getattr(self, high) < getattr(self, low):
@@ -151,6 +156,25 @@ class Schedule:
         return f"{self.name}({params})"
 
 
+#: The most cycle or phase starts :meth:`Schedule.cycle_starts` returns: past it the marks are
+#: too dense to draw, and a tiny period (``step_size=1e-300``) must not build a list without end.
+MAX_MARKS = 1000
+
+
+def marks(first: float, every: float, until: float) -> list[float]:
+    """``first, first + every, ...`` below ``until``; empty when there would be more than
+    :data:`MAX_MARKS` of them."""
+    if every <= 0 or not math.isfinite(until) or (until - first) / every > MAX_MARKS:
+        return []
+    return [first + k * every for k in range(MAX_MARKS + 1) if first + k * every < until]
+
+
+def finite_horizon(end: float) -> int | None:
+    """``ceil(end)`` as a horizon; ``None`` (never ends) past 2**62 steps, which no run reaches
+    and where ``ceil`` of a float would overflow."""
+    return math.ceil(end) if end < 2.0**62 else None
+
+
 def _resolve(step: Any, xp: Ops | str | None) -> Ops:
     if xp is None:
         return namespace_for(step)
@@ -160,12 +184,20 @@ def _resolve(step: Any, xp: Ops | str | None) -> Ops:
 
 
 def _normalise(value: Any) -> Any:
-    """Plain Python numbers and tuples, so schedules hash, compare and serialise cleanly."""
-    if isinstance(value, (np.integer,)):
+    """Plain Python values (``bool``, ``int``, ``float``, ``str``, tuples of them), so schedules
+    hash, compare, serialise to JSON and load with ``torch.load(weights_only=True)``: NumPy
+    scalars (``np.int64``, ``np.str_`` from ``np.random.choice``, ``np.bool_``) become Python's."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
         return int(value)
-    if isinstance(value, (np.floating,)):
+    if isinstance(value, (float, np.floating)):
         return float(value)
-    if isinstance(value, list):
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.size <= 1_000_000:
+        return _normalise(value.tolist())
+    if isinstance(value, (list, tuple)):
         return tuple(_normalise(v) for v in value)
     return value
 
@@ -188,12 +220,17 @@ def from_config(config: Schedule | Mapping[str, Any]) -> Schedule:
     if isinstance(config, Schedule):
         return config
     if not isinstance(config, Mapping):
-        raise TypeError(f"a schedule config must be a dict with a 'name'; got {type(config).__name__}.")
+        raise TypeError(
+            f"a schedule config must be a dict with a 'name'; got {type(config).__name__} {short_repr(config)}."
+        )
     if "name" not in config:
         raise ValueError(f"schedule config has no 'name' key; valid names: {', '.join(registered())}.")
     name = config["name"]
-    if name not in REGISTRY:
-        raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(registered())}.")
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ValueError(f"unknown schedule {short_repr(name)}; valid names: {', '.join(registered())}.")
+    if any(not isinstance(k, str) for k in config):
+        bad = [short_repr(k) for k in config if not isinstance(k, str)]
+        raise ValueError(f"{name}: parameter names must be strings; got {', '.join(bad)}.")
     cls = REGISTRY[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     params = {k: v for k, v in config.items() if k != "name"}
@@ -210,32 +247,156 @@ def from_config(config: Schedule | Mapping[str, Any]) -> Schedule:
     return cls(**params)
 
 
+#: Deepest nesting a schedule config may have (lists and dicts); deeper files are refused before
+#: anything walks them (200 levels would otherwise end in a ``RecursionError``).
+MAX_DEPTH = 32
+#: Largest config file read, in bytes: a schedule's config is a few hundred.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _check_depth(data: Any, where: str) -> None:
+    """Refuse configs nested deeper than :data:`MAX_DEPTH` (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (Mapping, list, tuple)):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"{where}: the config nests deeper than {MAX_DEPTH} levels.")
+            children = node.values() if isinstance(node, Mapping) else node
+            stack.extend((c, depth + 1) for c in children)
+
+
+def _json(text: str, where: str) -> Any:
+    """Strict JSON: duplicate keys refused, NaN/Infinity refused, nesting bounded."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out:
+                raise ValueError(f"{where}: duplicate key {k!r}.")
+            out[k] = v
+        return out
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{where}: {name} is not a number a schedule can use.")
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not valid JSON ({err}).") from None
+    except RecursionError:
+        raise ValueError(f"{where}: the config nests deeper than {MAX_DEPTH} levels.") from None
+    _check_depth(data, where)
+    return data
+
+
+def _yaml(text: str, where: str) -> Any:
+    """Safe YAML, stricter than ``yaml.safe_load``: no aliases (a 1 KB "billion laughs" file
+    expands to gigabytes), no duplicate keys, bounded nesting, and YAML 1.2 numbers (``1e-2`` is
+    a float, not the string YAML 1.1 makes of it). Nothing is ever constructed as code."""
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=_config_loader())
+    except yaml.YAMLError as err:  # includes tags such as !!python/object: never constructed
+        raise ValueError(f"{where}: not a valid schedule YAML file ({err.__class__.__name__}: {err})") from None
+    _check_depth(data, where)
+    return data
+
+
+_LOADER: Any = None
+
+
+def _config_loader() -> Any:
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import re
+
+    import yaml
+    from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
+
+    class ConfigLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise ComposerError(
+                    None, None, f"aliases (*{event.anchor}) are not allowed in a schedule config", event.start_mark
+                )
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise ComposerError(
+                        None,
+                        None,
+                        f"the config nests deeper than {MAX_DEPTH} levels",
+                        self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise ConstructorError(
+                        None, None, f"duplicate key {key!r} (YAML would silently keep the last)", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    # YAML 1.2's floats: 1e-2 and 1E5 are numbers (YAML 1.1 reads them as strings)
+    ConfigLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+            |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+            |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+            re.X,
+        ),
+        list("-+0123456789."),
+    )
+    _LOADER = ConfigLoader
+    return _LOADER
+
+
 def load_config(source: str | Path | Mapping[str, Any]) -> Schedule:
     """A schedule from a dict, a JSON/YAML file, inline JSON, or the short form ``name:k=v,...``.
 
-    YAML is read with ``yaml.safe_load``; nothing is ever evaluated as code.
+    YAML is read with a stricter ``yaml.SafeLoader`` (no aliases, no duplicate keys, bounded
+    nesting); nothing is ever evaluated as code.
     """
     if isinstance(source, Mapping):
+        _check_depth(source, "schedule config")
         return from_config(source)
     text = str(source).strip()
-    path = Path(text)
     if text.startswith("{"):
-        return from_config(json.loads(text))
-    if path.suffix.lower() in (".json", ".yaml", ".yml") or path.is_file():
-        if not path.is_file():
+        return from_config(_json(text, "inline JSON"))
+    suffix = text.rsplit(".", 1)[-1].lower() if "." in text else ""
+    looks_like_file = suffix in ("json", "yaml", "yml") and "=" not in text
+    if not looks_like_file and (":" in text or "=" in text or len(text) > 255):
+        return from_config(parse_short(text))  # a short form, never tried as a path (too long for one)
+    path = Path(text)
+    try:
+        is_file = path.is_file()
+    except OSError:  # a name the OS cannot hold
+        is_file = False
+    if looks_like_file or is_file:
+        if not is_file:
             raise FileNotFoundError(f"schedule config file not found: {path}")
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for a schedule config.")
         raw = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            return from_config(json.loads(raw))
-        try:
-            import yaml
-        except ImportError as err:  # pragma: no cover - pyyaml is a core dependency
-            raise ImportError("reading YAML needs PyYAML: pip install pyyaml") from err
-        try:
-            data = yaml.safe_load(raw)
-        except yaml.YAMLError as err:  # includes tags such as !!python/object: never constructed
-            raise ValueError(f"{path}: not a valid schedule YAML file ({err.__class__.__name__}: {err})") from err
-        return from_config(data)
+        if suffix == "json":
+            return from_config(_json(raw, str(path)))
+        return from_config(_yaml(raw, str(path)))
     return from_config(parse_short(text))
 
 

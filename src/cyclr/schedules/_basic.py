@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .._ops import Array, Ops
 from .._validation import Bool, IntList, IntRange, NumberRange, OneOf
-from ._base import Schedule
+from ._base import Schedule, marks
 
 __all__ = ["WSD", "Constant", "Cosine", "Exponential", "Linear", "MultiStep", "Polynomial", "StepDecay"]
 
@@ -53,7 +53,8 @@ class Cosine(Schedule):
     min_lr: float = 0.0
 
     def _level(self, t: Array, ops: Ops) -> Array:
-        frac = ops.minimum(ops.f(t), float(self.total_steps)) / self.total_steps
+        total = float(self.total_steps)  # a float: JAX cannot hold an int >= 2**31 next to an int32 step
+        frac = ops.minimum(ops.f(t), total) / total
         return 0.5 + 0.5 * ops.cos(frac * math.pi)
 
     @property
@@ -85,7 +86,7 @@ class StepDecay(Schedule):
         return (0.0, self.lr)
 
     def cycle_starts(self, until: int) -> list[float]:
-        return [float(s) for s in range(0, until, self.step_size)]
+        return marks(0.0, float(self.step_size), float(until))
 
 
 @dataclass(frozen=True, repr=False)
@@ -104,7 +105,7 @@ class MultiStep(Schedule):
         zero = ops.full_like(t, 0.0)
         passed = zero
         for m in self.milestones:
-            passed = passed + ops.where(x >= m, zero + 1.0, zero)
+            passed = passed + ops.where(x >= float(m), zero + 1.0, zero)
         return self.lr * ops.powc(self.gamma, passed)
 
     @property
@@ -132,7 +133,7 @@ class Exponential(Schedule):
         if self.staircase:
             p, _ = ops.divmod(t, self.decay_steps)
         else:
-            p = ops.f(t) / self.decay_steps
+            p = ops.f(t) / float(self.decay_steps)
         return self.lr * ops.powc(self.gamma, p)
 
     @property
@@ -163,7 +164,8 @@ class Polynomial(Schedule):
     def _level(self, t: Array, ops: Ops) -> Array:
         # (T - min(t, T)) / T, not 1 - min(t, T) / T: compilers rewrite x / T as x * (1 / T), and
         # the rounding left over at t >= T would survive a power < 1 (0.1 ** 0.1 ~ 0.8)
-        remaining = (self.total_steps - ops.minimum(ops.f(t), float(self.total_steps))) / self.total_steps
+        total = float(self.total_steps)
+        remaining = (total - ops.minimum(ops.f(t), total)) / total
         return ops.power(ops.maximum(remaining, 0.0), self.power)
 
     @property
@@ -191,7 +193,8 @@ class Linear(Schedule):
     total_steps: int
 
     def _level(self, t: Array, ops: Ops) -> Array:
-        frac = ops.minimum(ops.f(t), float(self.total_steps)) / self.total_steps
+        total = float(self.total_steps)
+        frac = ops.minimum(ops.f(t), total) / total
         return frac if self.end_lr >= self.start_lr else 1.0 - frac
 
     @property
@@ -256,9 +259,9 @@ class WSD(Schedule):
 
     def _level(self, t: Array, ops: Ops) -> Array:
         x = ops.f(t)
-        w, s, d = self.warmup_steps, self.stable_steps, self.decay_steps
-        rise = self._rise(ops, ops.clip(x / max(w, 1), 0.0, 1.0), self.warmup_shape)
-        fall = self._fall(ops, ops.clip((x - w - s) / max(d, 1), 0.0, 1.0), self.decay_shape)
+        w, s, d = float(self.warmup_steps), float(self.stable_steps), float(self.decay_steps)
+        rise = self._rise(ops, ops.clip(x / max(w, 1.0), 0.0, 1.0), self.warmup_shape)
+        fall = self._fall(ops, ops.clip((x - w - s) / max(d, 1.0), 0.0, 1.0), self.decay_shape)
         level = ops.where(x < w + s + d, fall, 0.0 * fall)
         level = ops.where(x < w + s, 1.0 + 0.0 * fall, level)
         return ops.where(x < w, rise, level)

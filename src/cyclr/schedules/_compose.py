@@ -12,8 +12,8 @@ from functools import cached_property
 from typing import Any
 
 from .._ops import Array, Ops
-from .._validation import IntList, IntRange, NumberRange, OneOf, ScheduleList, ScheduleRef
-from ._base import Schedule
+from .._validation import IntList, IntRange, InvalidParameterError, NumberRange, OneOf, ScheduleList, ScheduleRef
+from ._base import Schedule, finite_horizon
 
 __all__ = ["Join", "Mirror", "Warmup"]
 
@@ -21,7 +21,7 @@ _LR = [NumberRange(0.0)]
 
 
 def _shift(horizon: int | None, by: float) -> int | None:
-    return None if horizon is None else math.ceil(by + horizon)
+    return None if horizon is None else finite_horizon(by + horizon)
 
 
 @dataclass(frozen=True, repr=False)
@@ -58,27 +58,33 @@ class Warmup(Schedule):
         return float(self.schedule(0))
 
     def _ramp(self, x: Array, ops: Ops) -> Array:
-        p = ops.clip(x / self.steps, 0.0, 1.0)
+        p = ops.clip(x / float(self.steps), 0.0, 1.0)
         if self.shape == "cosine":
             return 0.5 - 0.5 * ops.cos(p * math.pi)
         if self.shape == "exponential":
-            ratio = math.log(self.target / self.start_lr)
-            return (ops.exp(p * ratio) - 1.0) / (math.exp(ratio) - 1.0) if ratio != 0 else p
+            # (e^(p r) - 1) / (e^r - 1), written so that neither part overflows for any ratio r
+            # (a start_lr of 1e-300 makes r ~ 690, and e^r is past float32 and float64 alike)
+            r = math.log(self.target) - math.log(self.start_lr)
+            if r == 0.0:
+                return p
+            if r < 0.0:
+                return ops.expm1(p * r) / math.expm1(r)
+            return ops.exp((p - 1.0) * r) * (ops.expm1(p * -r) / math.expm1(-r))
         return p
 
     def _inner_t(self, t: Array, ops: Ops) -> Array:
-        return ops.maximum(t - self.steps, 0)
+        return ops.shift(t, self.steps)
 
     def _value(self, t: Array, ops: Ops) -> Array:
         x = ops.f(t)
         ramp = self.start_lr + (self.target - self.start_lr) * self._ramp(x, ops)
-        return ops.where(x < self.steps, ramp, self.schedule._value(self._inner_t(t, ops), ops))
+        return ops.where(x < float(self.steps), ramp, self.schedule._value(self._inner_t(t, ops), ops))
 
     def _level(self, t: Array, ops: Ops) -> Array:
         x = ops.f(t)
         first = float(self.schedule.level(0))
         ramp = self._ramp(x, ops) * first
-        return ops.where(x < self.steps, ramp, self.schedule._level(self._inner_t(t, ops), ops))
+        return ops.where(x < float(self.steps), ramp, self.schedule._level(self._inner_t(t, ops), ops))
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -122,8 +128,8 @@ class Join(Schedule):
         first = self.schedules[0]
         out = first._level(t, ops) if level else first._value(t, ops)
         for b, s in zip(self.boundaries, self.schedules[1:]):
-            tb = ops.maximum(t - b, 0)
-            out = ops.where(x < b, out, s._level(tb, ops) if level else s._value(tb, ops))
+            tb = ops.shift(t, b)
+            out = ops.where(x < float(b), out, s._level(tb, ops) if level else s._value(tb, ops))
         return out
 
     def _value(self, t: Array, ops: Ops) -> Array:
@@ -184,26 +190,51 @@ class Mirror(Schedule):
         return self.schedule.cycle_starts(until)
 
 
-def momentum_schedule(value: Any, lr: Schedule | None, *, owner: str, param: str) -> Schedule | None:
+def momentum_schedule(
+    value: Any, lr: Schedule | None, *, owner: str, param: str, numbers: str = "framework"
+) -> Schedule | None:
     """What every adapter accepts for momentum (or Adam's beta1), as one schedule.
 
-    ``None`` or a plain number: ``None`` (the framework's float is left alone). ``(low, high)``:
-    ``lr.mirror(low, high)``, opposite to the LR. A schedule or config dict: itself. Values must
-    lie in ``[0, 1)`` (DeepSpeed #8589: a beta1 past 1 breaks Adam).
+    ``None``: ``None``. A plain number: ``None`` when ``numbers='framework'`` (the framework's
+    own float is used as it is), or a constant schedule when ``numbers='constant'`` (an adapter
+    that would otherwise ignore it). ``(low, high)``: ``lr.mirror(low, high)``, opposite to the
+    LR. A schedule or config dict: itself. Values must lie in ``[0, 1)`` (DeepSpeed #8589: a
+    beta1 past 1 breaks Adam).
     """
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+    from collections.abc import Mapping
+
+    from ._base import from_config
+    from ._basic import Constant
+
+    allowed = "None, a number in [0, 1), a (low, high) pair with 0 <= low <= high < 1, or a schedule or config dict"
+    if value is None:
         return None
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not 0.0 <= float(value) < 1.0:
+            raise InvalidParameterError(owner, param, value, allowed)
+        return None if numbers == "framework" else Constant(float(value))
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and not any(isinstance(v, (Mapping, Schedule)) for v in value)
+    ):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise InvalidParameterError(owner, param, value, allowed)
         low, high = (float(v) for v in value)
         if not 0.0 <= low <= high < 1.0:
-            raise ValueError(f"{owner} {param}: (low, high) needs 0 <= low <= high < 1; got {value!r}.")
+            raise InvalidParameterError(owner, param, value, allowed)
         if lr is None:
             raise ValueError(f"{owner} {param}: (low, high) mirrors a cyclr LR schedule, and none was given.")
         return lr.mirror(low, high)
-    from ._base import from_config
-
-    schedule = from_config(value)
+    if not isinstance(value, (Schedule, Mapping)):
+        raise InvalidParameterError(owner, param, value, allowed)
+    try:
+        schedule = from_config(value)
+    except (ValueError, TypeError) as err:
+        raise InvalidParameterError(owner, param, value, f"a valid schedule config ({err})") from err
     lo, hi = schedule.bounds
     if not 0.0 <= lo <= hi < 1.0:
-        raise ValueError(f"{owner} {param}: the schedule's values must lie in [0, 1); its range is [{lo}, {hi}].")
+        raise InvalidParameterError(
+            owner, param, value, f"a schedule with values in [0, 1) (its range is [{lo}, {hi}])"
+        )
     return schedule

@@ -6,10 +6,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
 
 from .._ops import Array, Ops
 from .._validation import Bool, Constraint, IntRange, NumberRange, OneOf, Optional
-from ._base import Schedule, _resolve
+from ._base import MAX_MARKS, Schedule, _resolve, finite_horizon, marks
 
 __all__ = ["SGDR", "Cyclic", "ExpRange", "OneCycle", "Triangular", "Triangular2"]
 
@@ -81,18 +82,18 @@ class Cyclic(Schedule):
 
     @property
     def cycle_length(self) -> float:
-        return self.step_size + self._down
+        return float(self.step_size + self._down)
 
     def _level(self, t: Array, ops: Ops) -> Array:
-        up, down = self.step_size, self._down
-        total = up + down
+        up, down = float(self.step_size), float(self._down)
+        total = self.cycle_length
         k, pos = ops.divmod(t, total)
         s = ops.where(pos <= up, pos / up, (total - pos) / down)
         s = _shaped(ops, s, self.shape)
         if self.decay != 1.0:
             s = s * ops.powc(self.decay, ops.f(t) if self.decay_every == "step" else k)
         if self.cycles is not None:
-            s = ops.where(k >= self.cycles, 0.0 * s, s)
+            s = ops.where(k >= float(self.cycles), 0.0 * s, s)
         return s
 
     @property
@@ -101,13 +102,13 @@ class Cyclic(Schedule):
 
     @property
     def horizon(self) -> int | None:
-        return None if self.cycles is None else math.ceil(self.cycles * self.cycle_length)
+        return None if self.cycles is None else finite_horizon(self.cycles * self.cycle_length)
 
     def cycle_starts(self, until: int) -> list[float]:
-        n = math.ceil(until / self.cycle_length)
+        n = until / self.cycle_length
         if self.cycles is not None:
             n = min(n, self.cycles + 1)
-        return [k * self.cycle_length for k in range(n) if k * self.cycle_length < until]
+        return marks(0.0, self.cycle_length, min(float(until), n * self.cycle_length))
 
 
 class _Alias(Schedule):
@@ -230,17 +231,32 @@ class SGDR(Schedule):
     decay: float = 1.0
     cycles: int | None = None
 
+    #: ``|period_mult - 1|`` below which cycle starts come from ``expm1``/``log1p``: there
+    #: ``m**k - 1`` would cancel (float32 keeps none of 0.99999**k - 1's leading digits).
+    NEAR_ONE: ClassVar[float] = 0.25
+
     def _start(self, k: float) -> float:
-        m = self.period_mult
-        return self.period * k if m == 1.0 else self.period * (m**k - 1.0) / (m - 1.0)
+        """Where cycle ``k`` starts, in float64 (``inf`` once it is past any float)."""
+        m, T0 = self.period_mult, float(self.period)
+        if m == 1.0:
+            return T0 * k
+        if abs(m - 1.0) < self.NEAR_ONE:
+            return T0 * math.expm1(k * math.log1p(m - 1.0)) / (m - 1.0)
+        try:
+            return T0 * (math.pow(m, k) - 1.0) / (m - 1.0)  # exact for integer m, as torch's restarts
+        except OverflowError:
+            return math.inf
 
     def _locate(self, t: Array, ops: Ops) -> tuple[Array, Array, Array, Array]:
         """Cycle index, position in it, its length, and whether the cycles are used up."""
-        m, T0 = self.period_mult, self.period
+        m, T0 = self.period_mult, float(self.period)
         if m == 1.0:
             k, pos = ops.divmod(t, T0)
             return k, pos, T0, pos < 0.0
         x = ops.f(t)
+        d = m - 1.0  # exact in float64 for m near 1 (Sterbenz)
+        if abs(d) < self.NEAR_ONE:
+            return self._locate_near_one(x, ops, d)
         arg = 1.0 - (x / T0) * (1.0 - m)
         k = ops.maximum(ops.floor(ops.log(ops.maximum(arg, 1e-30)) / math.log(m)), 0.0)
         # Cycle k starts at S(k) = T0 (m^k - 1) / (m - 1). m^k comes from one exact power (not
@@ -249,18 +265,39 @@ class SGDR(Schedule):
         pk = ops.power(m, k)
         if float(m).is_integer():  # m^k is an integer: undo any pow() rounding (TF's float32 pow)
             pk = ops.round(pk)
-        start = T0 * (pk - 1.0) / (m - 1.0)
+        start = T0 * (pk - 1.0) / d
         below = x < start
         k = ops.where(below, k - 1.0, k)
         pk = ops.where(below, pk / m, pk)
-        start = T0 * (pk - 1.0) / (m - 1.0)
-        nxt = T0 * (pk * m - 1.0) / (m - 1.0)
+        start = T0 * (pk - 1.0) / d
+        nxt = T0 * (pk * m - 1.0) / d
         above = x >= nxt
         k = ops.where(above, k + 1.0, k)
         pk = ops.where(above, pk * m, pk)
         start = ops.where(above, nxt, start)
         length = ops.maximum(T0 * pk, 1e-30)  # shrinking cycles (m < 1) underflow
         return k, x - start, length, arg <= 0.0
+
+    def _locate_near_one(self, x: Array, ops: Ops, d: float) -> tuple[Array, Array, Array, Array]:
+        """``_locate`` for ``m = 1 + d`` near 1, stable as ``d -> 0``: with ``L = log1p(d)``,
+        cycle ``k`` starts at ``T0 expm1(k L) / d`` and lasts ``T0 exp(k L)``; its index is
+        ``floor(log1p(x d / T0) / L)``. Every constant is formed in float64, once."""
+        T0 = float(self.period)
+        L = math.log1p(d)
+        scale, inv_L, ratio = d / T0, 1.0 / L, T0 / d
+        arg = x * scale  # > -1 while cycles remain (d < 0: they sum to T0 / -d)
+        exhausted = arg <= -1.0
+        k = ops.maximum(ops.floor(ops.log1p(ops.maximum(arg, -1.0 + 1e-7)) * inv_L), 0.0)
+
+        def start(k: Array) -> Array:  # the first restart exactly at T0, as in float64
+            return ops.where(k <= 1.0, k * T0, ops.expm1(k * L) * ratio)
+
+        below = x < start(k)
+        k = ops.where(below, k - 1.0, k)
+        above = x >= start(k + 1.0)
+        k = ops.where(above, k + 1.0, k)
+        length = ops.maximum(T0 * ops.exp(k * L), 1e-30)
+        return k, x - start(k), length, exhausted
 
     def _level(self, t: Array, ops: Ops) -> Array:
         k, pos, length, exhausted = self._locate(t, ops)
@@ -269,7 +306,7 @@ class SGDR(Schedule):
         if self.decay != 1.0:
             level = level * ops.powc(self.decay, k)
         if self.cycles is not None:
-            level = ops.where(k >= self.cycles, 0.0 * level, level)
+            level = ops.where(k >= float(self.cycles), 0.0 * level, level)
         if self.period_mult < 1.0:
             level = ops.where(exhausted, 0.0 * level, level)
         return level
@@ -281,22 +318,24 @@ class SGDR(Schedule):
     @property
     def horizon(self) -> int | None:
         if self.cycles is not None:
-            return math.ceil(self._start(self.cycles) - 1e-9)
-        if self.period_mult < 1.0:
-            return math.ceil(self.period / (1.0 - self.period_mult))
-        return None
+            end = self._start(self.cycles)
+        elif self.period_mult < 1.0:
+            end = self.period / (1.0 - self.period_mult)
+        else:
+            return None
+        return finite_horizon(end - 1e-9)
 
     def cycle_starts(self, until: int) -> list[float]:
         out: list[float] = []
         k = 0
-        limit = self.cycles if self.cycles is not None else 10_000
-        while k <= limit and len(out) < 10_000:
+        limit = self.cycles if self.cycles is not None else MAX_MARKS
+        while k <= limit:
             s = self._start(k)
             if s >= until or (k > 0 and s - out[-1] < 1.0):
                 break
             out.append(s)
             k += 1
-        return out
+        return out if len(out) <= MAX_MARKS else []
 
 
 @dataclass(frozen=True, repr=False)
