@@ -334,7 +334,9 @@ def test_runs_are_stored_and_a_resumed_bench_runs_nothing_twice(tmp_path: Path) 
     assert len(keys) == 2 * (3 + 1)
 
     events: Events = []
-    assert run_bench(config, _listener(events)) == out
+    outcome = run_bench(config, _listener(events))
+    assert (outcome.out, outcome.planned, outcome.done, outcome.failed) == (out, 8, 8, 0)
+    assert outcome.report == out / "report.md" and outcome.report.exists()
     assert _count(events, "done") == _count(events, "start") == 8
     assert events[0] == ("plan", (plan_runs(config), 0))
     with Store(out) as store:
@@ -356,7 +358,7 @@ def test_runs_are_stored_and_a_resumed_bench_runs_nothing_twice(tmp_path: Path) 
     run_bench(config, _listener(events))  # not resumed: a fresh bench, the old store kept aside
     assert _count(events, "done") == 8
     (kept,) = out.glob("runs-*.sqlite")
-    assert re.fullmatch(r"runs-\d{8}-\d{6}\.sqlite", kept.name)
+    assert re.fullmatch(rf"runs-\d{{8}}-\d{{6}}-{os.getpid()}\.sqlite", kept.name)
     assert _rows(kept) == first
     again = _rows(out / "runs.sqlite")
     assert again.keys() == first.keys()

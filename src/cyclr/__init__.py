@@ -7,8 +7,9 @@ Schedules are pure functions of the 0-based optimizer step::
     >>> round(s(0), 6), round(s(299), 6), round(s(999), 9)
     (0.004, 0.1, 4e-07)
 
-Framework adapters live in ``cyclr.torch`` (``cyclr.keras`` and ``cyclr.jax`` follow); they
-import their framework only when used.
+Framework adapters live in ``cyclr.torch``, ``cyclr.keras`` and ``cyclr.jax``; each imports its
+framework only when it is imported. ``cyclr.finder`` holds the LR range test's core and
+``cyclr.bench`` the benchmark.
 """
 
 from __future__ import annotations
@@ -61,16 +62,10 @@ warmup = Warmup
 join = Join
 mirror = Mirror
 
-#: The seed document's suggested starting point (section 3.1): lr_base 1e-5, lr_max 1e-2,
-#: 10 iterations per cycle, gamma 0.95 per cycle, triangular mode.
-SEED_DEFAULT: dict[str, object] = {
-    "name": "cyclic",
-    "base_lr": 1e-5,
-    "max_lr": 1e-2,
-    "step_size": 5,
-    "shape": "triangular",
-    "decay": 0.95,
-}
+#: The seed document's suggested starting point (section 3.1), as a schedule: lr_base 1e-5,
+#: lr_max 1e-2, 10 iterations per cycle, gamma 0.95 per cycle, triangular mode.
+#: ``cyclr.SEED_DEFAULT(3)`` is its LR at step 3; ``SEED_DEFAULT.to_config()`` is its config.
+SEED_DEFAULT: Schedule = Cyclic(base_lr=1e-5, max_lr=1e-2, step_size=5, shape="triangular", decay=0.95)
 
 __all__ = [
     "REGISTRY",

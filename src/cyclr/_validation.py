@@ -3,7 +3,7 @@
 Every schedule lists its constraints as data (``constraints = {"step_size": [Positive()]}``),
 in the spirit of scikit-learn's ``_parameter_constraints``. One message template serves them all::
 
-    cyclic: parameter 'step_size' must be a finite number > 0; got 0.
+    cyclic: parameter 'step_size' must be a finite number >= 1e-06; got 0.
 
 The same objects generate invalid values for the generic invalid-parameter test, so a new
 schedule is covered by declaring its constraints.
@@ -273,9 +273,7 @@ class ScheduleList(Constraint):
         return [[], [0.1]]
 
 
-def check(
-    owner: str, param: str, value: Any, constraints: Iterable[Constraint], *, given: Any = MISSING
-) -> None:
+def check(owner: str, param: str, value: Any, constraints: Iterable[Constraint], *, given: Any = MISSING) -> None:
     """Raise :class:`InvalidParameterError` unless ``value`` satisfies every constraint; the
     message shows ``given`` (what the user passed, before normalisation) when it is set."""
     for c in constraints:

@@ -11,6 +11,9 @@ parsed as data; nothing is evaluated.
 from __future__ import annotations
 
 import json
+import math
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from dataclasses import MISSING, fields
@@ -76,7 +79,52 @@ def _load(specs: Sequence[str]) -> list[Any]:
 
 if click is not None:
 
-    @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+    class UserError(click.ClickException):
+        """A problem with what the user asked for or supplied: ``Error: ...``, exit status 2."""
+
+        exit_code = 2
+
+    class _Cli(click.Group):
+        """The ``cyclr`` group: errors a user can cause and fix (bad input, missing or corrupt
+        data, an unwritable path, a store that is not cyclr's) end with one clear line and exit
+        status 2, not a traceback. ``CYCLR_DEBUG=1`` shows the traceback as well."""
+
+        def invoke(self, ctx: click.Context) -> Any:
+            from .data import DataError
+
+            try:
+                return super().invoke(ctx)
+            except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except (DataError, ValueError, TypeError, OSError, sqlite3.Error) as err:
+                if os.environ.get("CYCLR_DEBUG") == "1":
+                    raise
+                raise UserError(_describe(err)) from err
+
+    def _describe(err: BaseException) -> str:
+        if isinstance(err, OSError) and err.filename is not None:
+            return f"cannot use {err.filename!r}: {err.strerror or err}"
+        if isinstance(err, sqlite3.Error):
+            return f"the run store could not be read ({type(err).__name__}: {err})"
+        return str(err)
+
+    def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        """An output file or folder option: not empty, and its folder must exist."""
+        if value is None:
+            return None
+        if not value.strip():
+            raise click.BadParameter("must name a file or folder, not an empty string")
+        parent = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(parent):
+            raise click.BadParameter(f"its folder {parent!r} does not exist")
+        return value
+
+    def _positive_lr(ctx: click.Context, param: click.Parameter, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise click.BadParameter(f"must be a finite learning rate > 0; got {value!r}")
+        return value
+
+    @click.group(cls=_Cli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(package_name="cyclr")
     @click.pass_context
     def cli(ctx: click.Context) -> None:
@@ -89,7 +137,14 @@ if click is not None:
             ctx.invoke(gallery)
 
     @cli.command()
-    @click.option("-o", "--output", default="cyclr-gallery.png", show_default=True, help="PNG file to write.")
+    @click.option(
+        "-o",
+        "--output",
+        default="cyclr-gallery.png",
+        show_default=True,
+        callback=_output_path,
+        help="PNG file to write.",
+    )
     def gallery(output: str) -> None:
         """Draw every schedule family (the seed's default first) and print a summary table."""
         from .plot import gallery_entries, plot_gallery, summarize
@@ -124,7 +179,14 @@ if click is not None:
     @click.option("--momentum-range", default=None, metavar="LOW,HIGH", help="Momentum bounds [default: 0.85,0.95].")
     @click.option("--log", is_flag=True, help="Logarithmic learning-rate axis.")
     @click.option("--title", default=None, help="Figure title.")
-    @click.option("-o", "--output", default="cyclr-schedule.png", show_default=True, help="PNG file to write.")
+    @click.option(
+        "-o",
+        "--output",
+        default="cyclr-schedule.png",
+        show_default=True,
+        callback=_output_path,
+        help="PNG file to write.",
+    )
     def plot(
         specs: tuple[str, ...],
         steps: int | None,
@@ -148,34 +210,37 @@ if click is not None:
     @cli.command()
     @click.argument("spec")
     @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps to print [default: to the end].")
-    @click.option("--every", type=click.IntRange(min=1), default=None, help="Print every k-th step.")
+    @click.option(
+        "--every",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Print every k-th step [default: every step for csv/json; about 40 rows, and the last, for the table].",
+    )
     @click.option("--momentum-range", default=None, metavar="LOW,HIGH", help="Also print mirrored momentum.")
     @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
     def show(spec: str, steps: int | None, every: int | None, momentum_range: str | None, fmt: str) -> None:
-        """Print a schedule's values step by step (and its config)."""
+        """Print a schedule's values step by step (and its config).
+
+        csv and json exports hold every step (unless --every says otherwise), computed and written
+        in chunks, so a long export needs no more memory than a short one.
+        """
         import numpy as np
 
         from .plot import default_steps
 
         (schedule,) = _load([spec])
         steps = steps or default_steps([schedule], fallback=100)
+        mom = _parse_momentum(momentum_range)
+        momentum = schedule.mirror(*mom) if mom else None
+        if fmt in ("csv", "json"):
+            _export(schedule, momentum, steps, every or 1, fmt)
+            return
         every = every or max(1, steps // 40)
         t = np.arange(0, steps, every)
+        if t[-1] != steps - 1:  # the table always ends at the last step
+            t = np.append(t, steps - 1)
         lr = np.asarray(schedule(t))
-        mom = _parse_momentum(momentum_range)
-        m = np.asarray(schedule.mirror(*mom)(t)) if mom else None
-        if fmt == "json":
-            rows = [{"step": int(a), "lr": float(b)} for a, b in zip(t, lr)]
-            if m is not None:
-                for row, v in zip(rows, m):
-                    row["momentum"] = float(v)
-            click.echo(json.dumps({"config": schedule.to_config(), "values": rows}, indent=2))
-            return
-        if fmt == "csv":
-            click.echo("step,lr" + (",momentum" if m is not None else ""))
-            for i, (a, b) in enumerate(zip(t, lr)):
-                click.echo(f"{int(a)},{float(b)!r}" + (f",{float(m[i])!r}" if m is not None else ""))
-            return
+        m = np.asarray(momentum(t)) if momentum is not None else None
         console = _console()
         console.print(json.dumps(schedule.to_config()), highlight=False, soft_wrap=True)
         table = Table(header_style="bold")
@@ -187,21 +252,63 @@ if click is not None:
             table.add_row(str(a), f"{b:.6g}", *([f"{m[i]:.4f}"] if m is not None else []))
         console.print(table)
 
+    def _export(schedule: Any, momentum: Any, steps: int, every: int, fmt: str) -> None:
+        """Write ``step, lr[, momentum]`` for steps ``0, every, 2 every, ... < steps`` as CSV or
+        JSON, a chunk of steps at a time."""
+        import numpy as np
+
+        chunk = 65_536 * every
+        if fmt == "json":
+            click.echo('{"config": ' + json.dumps(schedule.to_config()) + ', "values": [', nl=False)
+        else:
+            click.echo("step,lr" + (",momentum" if momentum is not None else ""))
+        first = True
+        for begin in range(0, steps, chunk):
+            t = np.arange(begin, min(begin + chunk, steps), every)
+            lr = np.asarray(schedule(t)).tolist()
+            m = np.asarray(momentum(t)).tolist() if momentum is not None else None
+            lines = []
+            for i, step in enumerate(t.tolist()):
+                if fmt == "json":
+                    row: dict[str, Any] = {"step": step, "lr": lr[i]}
+                    if m is not None:
+                        row["momentum"] = m[i]
+                    lines.append(("" if first else ",\n") + json.dumps(row))
+                    first = False
+                else:
+                    lines.append(f"{step},{lr[i]!r}" + (f",{m[i]!r}" if m is not None else ""))
+            click.echo(("" if fmt == "json" else "\n").join(lines), nl=fmt != "json")
+        if fmt == "json":
+            click.echo("]}")
+
     @cli.command()
     @click.option("--task", default="digits", show_default=True, help="A benchmark task (see `cyclr bench --help`).")
     @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
     @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
     @click.option("--num-steps", type=click.IntRange(min=6), default=100, show_default=True)
-    @click.option("--start-lr", type=float, default=1e-7, show_default=True)
-    @click.option("--end-lr", type=float, default=10.0, show_default=True)
+    @click.option("--start-lr", type=float, default=1e-7, show_default=True, callback=_positive_lr)
+    @click.option("--end-lr", type=float, default=10.0, show_default=True, callback=_positive_lr)
     @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Sweeps, for the spread.")
     @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Run length the proposed schedule covers.")
     @click.option(
         "--kind", type=click.Choice(["one_cycle", "triangular", "triangular2"]), default="one_cycle", show_default=True
     )
-    @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("-o", "--output", default="cyclr-range-test.png", show_default=True, help="Plot of the curve.")
-    @click.option("--json", "json_path", default=None, help="Also write the result (and the schedule) as JSON.")
+    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+    @click.option(
+        "-o",
+        "--output",
+        default="cyclr-range-test.png",
+        show_default=True,
+        callback=_output_path,
+        help="Plot of the curve.",
+    )
+    @click.option(
+        "--json",
+        "json_path",
+        default=None,
+        callback=_output_path,
+        help="Also write the result (and the schedule) as JSON.",
+    )
     def find(
         task: str,
         data_dir: str | None,
@@ -227,6 +334,8 @@ if click is not None:
         from .finder import NoDescentError
         from .torch import lr_range_test
 
+        if not start_lr < end_lr:
+            raise click.BadParameter(f"must be above --start-lr ({start_lr:g}); got {end_lr:g}", param_hint="--end-lr")
         try:
             the_task = get_task(task)
         except ValueError as err:
@@ -296,7 +405,9 @@ if click is not None:
     )
     @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget [default: each task's own].")
     @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
-    @click.option("--out", default="cyclr-bench", show_default=True, type=click.Path(file_okay=False))
+    @click.option(
+        "--out", default="cyclr-bench", show_default=True, type=click.Path(file_okay=False), callback=_output_path
+    )
     @click.option("--resume", is_flag=True, help="Keep the finished runs in --out and run only the rest.")
     @click.option("--train-subset", type=click.IntRange(min=1), default=None, help="Use only N training examples.")
     @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
@@ -375,9 +486,17 @@ if click is not None:
                 f.name if f.default is MISSING else f"{f.name}={f.default!r}"
                 for f in fields(cls)  # type: ignore[arg-type]
             )
-            doc = (cls.__doc__ or "").strip().splitlines()[0]
+            doc = _plain((cls.__doc__ or "").strip().splitlines()[0])
             table.add_row(name, params, doc)
         _console().print(table)
+
+    def _plain(text: str) -> str:
+        """A docstring line without its reStructuredText markup, for a terminal."""
+        import re
+
+        text = re.sub(r"`([^`<]+?)\s*<[^>]+>`_+", r"\1", text)  # `arXiv:1506.01186 <https://...>`_
+        text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", text)  # :math:`x`, :func:`f`
+        return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text)  # ``code`` and `text`
 
     def _names(value: str | None, everything: Any) -> list[str] | None:
         """A comma-separated option as a list (``None``: the tasks' defaults; 'all': every one)."""
@@ -452,12 +571,13 @@ if click is not None:
 
     def _report_only(console: Console, config: Any, readme: str | None = None) -> None:
         from .bench.report import aggregate, update_readme, write_report
-        from .bench.store import Store
+        from .bench.store import OutLock, Store
 
         if not (config.out / Store.FILENAME).exists():
             raise click.UsageError(f"no runs in {config.out} (expected {config.out / Store.FILENAME}).")
-        with Store(config.out) as store:
-            write_report(store, config.out)
+        with OutLock(config.out), Store(config.out) as store:
+            if write_report(store, config.out) is None:
+                raise UserError(f"no finished run in {config.out / Store.FILENAME}: no report to write.")
             if readme:
                 commands = store.meta("commands", [])
                 tables = aggregate(list(store.records()), store.meta("plan"))
@@ -521,15 +641,24 @@ if click is not None:
 
         try:
             with progress:
-                run_bench(config, listener)
+                outcome = run_bench(config, listener)
         except KeyboardInterrupt:
             console.print(
                 f"[yellow]interrupted[/yellow]: finished runs are kept in {config.out / 'runs.sqlite'}; "
                 "run the same command with --resume to go on."
             )
             raise SystemExit(130) from None
+        if outcome.report is None:
+            what = f"all {outcome.failed} runs failed" if outcome.failed else "no run finished"
+            console.print(f"[red]{what}[/red]: no report written (the errors are above; --resume reruns them).")
+            raise SystemExit(1)
         _summary(console, config.out)
         console.print(f"[green]wrote[/green] {config.out / 'report.md'} and {config.out / 'report.html'}")
+        if outcome.failed:
+            console.print(
+                f"[red]{outcome.failed} run(s) failed[/red]; run the same command with --resume to retry them."
+            )
+            raise SystemExit(1)
 
 else:  # pragma: no cover
     cli = None

@@ -53,6 +53,24 @@ def default_steps(schedules: Sequence[Schedule], fallback: int = 1000) -> int:
     return max(int(max(ends) * 1.05) + 1, 2) if ends else fallback
 
 
+#: The most steps a plot or summary evaluates. Longer horizons are sampled: evenly, plus the step
+#: before and at every cycle start, so no restart is drawn as a slope (a billion-step cosine would
+#: otherwise ask for 8 GB).
+MAX_POINTS = 20_000
+
+
+def plot_steps(schedules: Sequence[Schedule], steps: int) -> np.ndarray:
+    """The steps to evaluate for a plot of ``steps`` steps: all of them, or a sample."""
+    if steps <= MAX_POINTS:
+        return np.arange(steps)
+    picks = [np.linspace(0, steps - 1, MAX_POINTS).round().astype(np.int64)]
+    for s in schedules:
+        starts = np.asarray(s.cycle_starts(steps), dtype=np.float64)
+        picks += [np.floor(starts).astype(np.int64), np.ceil(starts).astype(np.int64) - 1]
+    t = np.unique(np.concatenate(picks))
+    return t[(t >= 0) & (t < steps)]
+
+
 def _style(ax: Any) -> None:
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(True, which="major", color="#E5E5E5", linewidth=0.8)
@@ -70,7 +88,7 @@ def _mark_cycles(ax: Any, schedule: Schedule, steps: int) -> None:
 
 
 def _draw(ax: Any, schedule: Schedule, steps: int, color: str, label: str | None, log: bool) -> None:
-    t = np.arange(steps)
+    t = plot_steps([schedule], steps)
     ax.plot(t, schedule(t), color=color, linewidth=1.6, label=label)
     if log:
         ax.set_yscale("log")
@@ -87,7 +105,7 @@ def _momentum_axis(ax: Any) -> Any:
 
 
 def _draw_momentum(twin: Any, momentum: Schedule, steps: int, color: str) -> None:
-    t = np.arange(steps)
+    t = plot_steps([momentum], steps)
     twin.plot(t, momentum(t), color=color, linewidth=1.1, linestyle="--", alpha=0.75)
 
 
@@ -127,11 +145,27 @@ def plot_schedules(
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
     ax.set_xlim(0, steps - 1)
-    ax.set_title(title or ("cyclr schedule" if len(items) == 1 else "cyclr schedules"), loc="left", fontsize=11)
+    ax.set_title(
+        _safe_text(title) or ("cyclr schedule" if len(items) == 1 else "cyclr schedules"), loc="left", fontsize=11
+    )
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2)
     if path is not None:
         fig.savefig(path, facecolor="white")
     return fig
+
+
+def _safe_text(text: str | None) -> str | None:
+    """``text`` as matplotlib will draw it: mathtext (``$x^2$``) when it parses, else the literal
+    characters (an unbalanced ``$`` would otherwise fail the whole savefig)."""
+    if not text or "$" not in text:
+        return text
+    from matplotlib.mathtext import MathTextParser
+
+    try:
+        MathTextParser("path").parse(text)
+    except ValueError:
+        return text.replace("$", r"\$")
+    return text
 
 
 def _label(s: Schedule) -> str:
@@ -225,15 +259,16 @@ def plot_gallery(path: str | Path, entries: Sequence[GalleryEntry] | None = None
 
 
 def summarize(schedule: Schedule, steps: int, momentum: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Numbers that describe a schedule over ``steps`` steps (for the CLI's tables)."""
-    t = np.arange(steps)
+    """Numbers that describe a schedule over ``steps`` steps (for the CLI's tables; past
+    :data:`MAX_POINTS` steps, over a sample that keeps every cycle start)."""
+    t = plot_steps([schedule], steps)
     v = np.asarray(schedule(t))
     row: dict[str, Any] = {
         "name": schedule.name,
         "steps": steps,
         "first": float(v[0]),
         "peak": float(v.max()),
-        "peak_step": int(v.argmax()),
+        "peak_step": int(t[v.argmax()]),
         "min": float(v.min()),
         "last": float(v[-1]),
         "mean": float(v.mean()),
@@ -279,7 +314,7 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
             ax.axvline(s[name], color=color, linewidth=1.2, linestyle="--", label=f"{name} {s[name]:.2g}")
     except NoDescentError as err:
         note = f"{note}; no suggestion: {err}"
-    ax.set_title(title or "LR range test", loc="left", fontsize=11)
+    ax.set_title(_safe_text(title) or "LR range test", loc="left", fontsize=11)
     import textwrap
 
     ax.text(0.0, -0.16, textwrap.fill(note, 150), transform=ax.transAxes, fontsize=8, color="#555555", va="top")

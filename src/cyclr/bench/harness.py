@@ -23,7 +23,7 @@ from .strategies import STRATEGIES, Context, Variant, get_strategies
 from .tasks import TASKS, Task, TaskData, get_task
 from .train import OPTIMIZERS
 
-__all__ = ["BenchConfig", "RunSpec", "execute", "plan_runs", "run_bench"]
+__all__ = ["BenchConfig", "BenchOutcome", "RunSpec", "execute", "plan_runs", "run_bench"]
 
 
 @dataclass(frozen=True)
@@ -209,77 +209,124 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent: int) -> None:
+    """Set-up of a parallel worker: its share of the cores; Ctrl-C left to the parent (which
+    stops the workers itself); and a watchdog that ends the worker when the parent dies, so a
+    ``kill -9`` of ``cyclr bench`` never leaves workers behind."""
+    import signal
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:  # reparented: the bench is gone
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="cyclr-parent-watch", daemon=True).start()
 
 
 # ---------------------------------------------------------------------- the bench
 Listener = Callable[[str, Any], None]
 
 
-def run_bench(config: BenchConfig, listener: Listener | None = None) -> Path:
-    """Run (or resume) a bench and write its report; returns the report folder.
+@dataclass
+class BenchOutcome:
+    """What a bench did: runs planned, skipped (already done), finished and failed, and the
+    report it wrote (``None`` when no run finished)."""
+
+    out: Path
+    planned: int = 0
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    report: Path | None = None
+
+
+def run_bench(config: BenchConfig, listener: Listener | None = None) -> BenchOutcome:
+    """Run (or resume) a bench and write its report.
 
     ``listener(event, payload)`` hears ``('plan', (todo, skipped))``, ``('start', spec)`` and
-    ``('done', record)``. Ctrl-C stops it; every run finished so far is already stored.
+    ``('done', record)``. Ctrl-C stops it (parallel workers too, within a second); every run
+    finished so far is already stored. The ``--out`` folder is locked while the bench runs: a
+    second bench there is refused (:class:`~cyclr.bench.store.StoreError`).
     """
     from .report import write_report
-    from .store import Store
+    from .store import OutLock, Store
 
     notify = listener or (lambda event, payload: None)
     specs = plan_runs(config)
-    if config.resume:
-        store = Store(config.out)
-    else:
-        store, _ = Store.fresh(config.out)
-    with store:
-        store.set_meta("config", config.to_dict())
-        # a resumed bench may add tasks: the report covers the earlier plan and this one
-        earlier = list(store.meta("plan", [])) if config.resume else []
-        store.set_meta("plan", earlier + [s.key for s in specs if s.key not in set(earlier)])
-        commands = list(store.meta("commands", [])) if config.resume else []
-        store.set_meta("commands", [*commands, config.command_line()])
-        store.set_meta("environment", _environment())
-        done = store.done_keys()
-        todo = [s for s in specs if s.key not in done]
-        notify("plan", (todo, len(specs) - len(todo)))
-        for name in config.tasks:  # load (and download, pretrain) once, before any worker starts
-            _task_data(name, config.train_subset, config.data_dir)
-        try:
-            if config.workers == 1:
-                for spec in todo:
-                    notify("start", spec)
-                    record = execute(spec, config.data_dir)
-                    store.put(record)
-                    notify("done", record)
-            else:
-                _run_parallel(config, todo, store, notify)
-        finally:
-            write_report(store, config.out)
-    return config.out
+    outcome = BenchOutcome(config.out, planned=len(specs))
+    for name in config.tasks:  # load (download, pretrain) once, before the store or any worker
+        _task_data(name, config.train_subset, config.data_dir)  # a missing data set stops here
+    with OutLock(config.out):
+        store = Store(config.out) if config.resume else Store.fresh(config.out)[0]
+        with store:
+            store.set_meta("config", config.to_dict())
+            # a resumed bench may add tasks: the report covers the earlier plan and this one
+            earlier = list(store.meta("plan", [])) if config.resume else []
+            store.set_meta("plan", earlier + [s.key for s in specs if s.key not in set(earlier)])
+            commands = list(store.meta("commands", [])) if config.resume else []
+            store.set_meta("commands", [*commands, config.command_line()])
+            store.set_meta("environment", _environment())
+            done = store.done_keys()
+            todo = [s for s in specs if s.key not in done]
+            outcome.skipped = len(specs) - len(todo)
+            notify("plan", (todo, outcome.skipped))
+
+            def finished(record: dict[str, Any]) -> None:
+                record["workers"] = config.workers  # results may differ in the last bits with the thread count
+                store.put(record)
+                if record["status"] == "done":
+                    outcome.done += 1
+                else:
+                    outcome.failed += 1
+                notify("done", record)
+
+            try:
+                if config.workers == 1:
+                    for spec in todo:
+                        notify("start", spec)
+                        finished(execute(spec, config.data_dir))
+                else:
+                    _run_parallel(config, todo, finished, notify)
+            finally:
+                outcome.report = write_report(store, config.out)
+    return outcome
 
 
-def _run_parallel(config: BenchConfig, todo: list[RunSpec], store: Any, notify: Listener) -> None:
+def _run_parallel(
+    config: BenchConfig, todo: list[RunSpec], finished: Callable[[dict[str, Any]], None], notify: Listener
+) -> None:
     threads = max(1, (os.cpu_count() or 1) // config.workers)
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(config.workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {}
-        try:
-            for spec in todo:
-                futures[pool.submit(execute, spec, config.data_dir)] = spec
-            for spec in todo[: config.workers]:
-                notify("start", spec)
-            started = config.workers
-            for future in cf.as_completed(futures):
-                record = future.result()
-                store.put(record)
-                notify("done", record)
-                if started < len(todo):
-                    notify("start", todo[started])
-                    started += 1
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = cf.ProcessPoolExecutor(
+        config.workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
+    )
+    try:
+        futures = {pool.submit(execute, spec, config.data_dir): spec for spec in todo}
+        for spec in todo[: config.workers]:
+            notify("start", spec)
+        started = config.workers
+        for future in cf.as_completed(futures):
+            finished(future.result())
+            if started < len(todo):
+                notify("start", todo[started])
+                started += 1
+    except BaseException:
+        # Ctrl-C or an error: stop the workers now (not after their current runs), keep what is stored
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+        raise
+    pool.shutdown(wait=True)

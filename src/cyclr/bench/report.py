@@ -618,6 +618,27 @@ final metric (Smith's measure). "noise": the final-metric difference from the be
 inside its 95% interval over seeds."""
 
 
+def atomic_write(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a kill) sees the old file or the new one,
+    never a half-written one: a temporary file beside it, flushed, then renamed over it."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_report(store: Any, out: str | Path) -> Path | None:
     """Write report.md, report.json and report.html (plots embedded) for the stored runs."""
     out = Path(out)
@@ -637,9 +658,13 @@ def write_report(store: Any, out: str | Path) -> Path | None:
         md.append("\n## Failed runs (rerun with --resume)\n")
         md += [f"- {r['key']}: {r.get('error')}" for r in failed]
     md.append(f"\nSettings: `{json.dumps(config)}`\n")
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    (out / "report.json").write_text(
-        json.dumps({"config": config, "tables": [t.to_dict() for t in tables]}, indent=1, default=str)
+    threads = sorted({r.get("threads") for r in store.records() if r.get("threads") is not None})
+    if threads:  # 1 and 2 threads round float sums differently: a mixed bench says so
+        md.append(f"torch threads per run: {', '.join(map(str, threads))} (set by --workers; stored with each run).\n")
+    atomic_write(out / "report.md", "\n".join(md) + "\n")
+    atomic_write(
+        out / "report.json",
+        json.dumps({"config": config, "tables": [t.to_dict() for t in tables]}, indent=1, default=str),
     )
     _write_html(out / "report.html", tables, config, failed)
     return out / "report.md"
@@ -683,7 +708,7 @@ def update_readme(path: str | Path, tables: Sequence[Table], command: str) -> No
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
     block = f"{README_START}\n\n```sh\n{command}\n```\n\n{overview(tables)}\n\n{README_END}"
-    path.write_text(head + block + tail)
+    atomic_write(path, head + block + tail)
 
 
 def _budget_line(t: Table) -> str:
@@ -732,4 +757,4 @@ def _write_html(path: Path, tables: Sequence[Table], config: dict[str, Any], fai
             + "</ul>"
         )
     parts.append(f"<p>Settings: <code>{html.escape(json.dumps(config))}</code></p>")
-    path.write_text("\n".join(parts))
+    atomic_write(path, "\n".join(parts))

@@ -77,7 +77,11 @@ class Warmup(Schedule):
 
     def _value(self, t: Array, ops: Ops) -> Array:
         x = ops.f(t)
-        ramp = self.start_lr + (self.target - self.start_lr) * self._ramp(x, ops)
+        if self.shape == "exponential":  # start (target/start)^p: full relative precision at any ratio
+            p = ops.clip(x / float(self.steps), 0.0, 1.0)
+            ramp = self.start_lr * ops.exp(p * (math.log(self.target) - math.log(self.start_lr)))
+        else:
+            ramp = self.start_lr + (self.target - self.start_lr) * self._ramp(x, ops)
         return ops.where(x < float(self.steps), ramp, self.schedule._value(self._inner_t(t, ops), ops))
 
     def _level(self, t: Array, ops: Ops) -> Array:

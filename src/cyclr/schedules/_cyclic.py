@@ -15,7 +15,10 @@ from ._base import MAX_MARKS, Schedule, _resolve, finite_horizon, marks
 __all__ = ["SGDR", "Cyclic", "ExpRange", "OneCycle", "Triangular", "Triangular2"]
 
 _LR = [NumberRange(0.0)]
-_POSITIVE = [NumberRange(0.0, closed="neither")]
+#: Cycle and phase lengths, in steps. Below a millionth of a step a schedule only aliases (it is
+#: read at whole steps), and ``step / period`` would overflow float64 near 5e-324.
+MIN_PERIOD = 1e-6
+_POSITIVE = [NumberRange(MIN_PERIOD)]
 _DECAY = [NumberRange(0.0, 1.0, closed="right")]
 SHAPES = ("triangular", "sine", "cosine")
 
@@ -60,7 +63,7 @@ class Cyclic(Schedule):
         "base_lr": _LR,
         "max_lr": _LR,
         "step_size": _POSITIVE,
-        "step_size_down": [Optional(NumberRange(0.0, closed="neither"))],
+        "step_size_down": [Optional(NumberRange(MIN_PERIOD))],
         "shape": [OneOf(SHAPES)],
         "decay": _DECAY,
         "decay_every": [OneOf(("cycle", "step"))],
@@ -146,7 +149,7 @@ _CLR_CONSTRAINTS: dict[str, Sequence[Constraint]] = {
     "base_lr": _LR,
     "max_lr": _LR,
     "step_size": _POSITIVE,
-    "step_size_down": [Optional(NumberRange(0.0, closed="neither"))],
+    "step_size_down": [Optional(NumberRange(MIN_PERIOD))],
 }
 
 
@@ -219,7 +222,7 @@ class SGDR(Schedule):
         "max_lr": _LR,
         "period": _POSITIVE,
         "min_lr": _LR,
-        "period_mult": [NumberRange(0.0, 1e6, closed="right")],
+        "period_mult": [NumberRange(1e-3, 1e6)],
         "decay": _DECAY,
         "cycles": [Optional(IntRange(1))],
     }
@@ -445,7 +448,9 @@ class OneCycle(Schedule):
         value = level = None
         for start, end, a, b, la, lb in self._table:
             w = self._weight(ops, ops.clip((x - start) / (end - start), 0.0, 1.0))
-            v, lv = b + (a - b) * w, lb + (la - lb) * w
+            # a w + b (1 - w): torch's b + (a - b) w to an ulp, and exact at both ends even when
+            # a and b are decades apart (div_factor=1e300 would cancel to 0 in torch's form)
+            v, lv = a * w + b * (1.0 - w), la * w + lb * (1.0 - w)
             if value is None:
                 value, level = v, lv
             else:
