@@ -103,3 +103,32 @@ def test_needs_a_compiled_model() -> None:
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="compile the model first"):
         ck.lr_range_test(model, *_data(64), progress=False)
+
+
+@pytest.mark.parametrize(("rows", "batch", "epochs"), [(455, 32, 10), (353, 64, 5)])
+def test_the_proposed_schedule_covers_every_update_keras_runs(rows: int, batch: int, epochs: int) -> None:
+    """Issue 11: ``schedule("one_cycle", epochs=10)`` counted ``len(x) // batch_size`` steps per
+    epoch while Keras runs ``ceil``: 140 scheduled against 150 run, the last 11 at the floor, with
+    no warning. Now the schedule covers every update, and LRLogger warns when one does not."""
+    import warnings
+
+    x, y = _data(rows)
+    model = _model(0.01)
+    result = ck.lr_range_test(model, x, y, batch_size=batch, start_lr=1e-5, end_lr=1.0, num_steps=60, progress=False)
+    per_epoch = -(-rows // batch)
+    assert result.info["steps_per_epoch"] == per_epoch == cyclr.total_steps(1, dataset_size=rows, batch_size=batch)
+    schedule = result.schedule("one_cycle", epochs=epochs)
+    assert schedule.total_steps == per_epoch * epochs
+    model.compile(optimizer=ck.SGD(ck.Schedule(schedule), momentum=0.9), loss="mse")
+    logger = ck.LRLogger()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[logger])
+    assert not [w for w in caught if "past the end" in str(w.message)]  # the schedule covers the run
+    assert len(logger.history["lr"]) == per_epoch * epochs
+    assert logger.history["lr"][-1] == pytest.approx(schedule(per_epoch * epochs - 1), rel=1e-5)
+
+    short = cyclr.one_cycle(0.05, total_steps=(rows // batch) * epochs)  # the old floor count
+    model.compile(optimizer=keras.optimizers.SGD(ck.Schedule(short)), loss="mse")
+    with pytest.warns(UserWarning, match=r"plans \d+ updates, past the end of the learning-rate schedule"):
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[ck.LRLogger()])

@@ -52,12 +52,14 @@ class InvalidParameterError(ValueError):
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
 _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 80, 40, 80
+MAX_REPR = 240
 
 
 def short_repr(value: Any) -> str:
-    """``repr(value)``, bounded: an error message never expands a huge or self-referencing
-    value (a YAML alias bomb, a 10**400 integer) into gigabytes."""
-    return _REPR.repr(value)
+    """``repr(value)``, bounded to :data:`MAX_REPR` characters: an error message never expands
+    a huge or self-referencing value (a YAML alias bomb, a 10**400 integer) into gigabytes."""
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 5] + "[...]"
 
 
 def _is_number(value: Any) -> bool:

@@ -15,6 +15,7 @@ loading, so the import is needed once).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -373,6 +374,10 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
     ``model.fit``'s ``History``. Values are computed from the schedules at the update count,
     which this callback derives from the hooks' batch index: it never reads optimizer variables
     mid-epoch (stale on the JAX backend). ``LossScaleOptimizer`` wrappers are looked through.
+
+    Like the torch ``Scheduler``, it warns when training runs past the end of a finite cyclr
+    schedule (the rate then holds its final value): once at the start of ``fit`` when the planned
+    updates (epochs x steps per epoch) outrun the schedule, else at the first update past it.
     """
 
     def __init__(self) -> None:
@@ -381,10 +386,33 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         self._epoch_start = 0
         self._done_in_epoch = 0
         self._current: dict[str, float] = {}
+        self._warned_past_end = False
+
+    def _horizon(self) -> int | None:
+        lr = getattr(_inner(self.model.optimizer), "_learning_rate", None)
+        return lr.schedule.horizon if isinstance(lr, Schedule) else None
+
+    def _warn_past_end(self, updates: int, planned: bool) -> None:
+        """Warn (once) if update number ``updates - 1`` lies past the schedule's last step."""
+        end = self._horizon()
+        if self._warned_past_end or end is None or updates <= end:
+            return
+        self._warned_past_end = True
+        what = f"this fit plans {updates} updates" if planned else f"training reached update {updates}"
+        warnings.warn(
+            f"cyclr: {what}, past the end of the learning-rate schedule ({end} steps); the last "
+            f"{updates - end} hold its final value. Build the schedule with total_steps = epochs * "
+            "ceil(samples / batch_size) (cyclr.total_steps), as Keras runs a last partial batch.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._epoch_start = int(K.convert_to_numpy(self.model.optimizer.iterations))
         self._done_in_epoch = 0
+        steps, epochs = (self.params or {}).get("steps"), (self.params or {}).get("epochs")
+        if steps and epochs:
+            self._warn_past_end(self._epoch_start + int(steps) * int(epochs), planned=True)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch_start += self._done_in_epoch
@@ -403,6 +431,7 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._done_in_epoch = batch + 1
         self._current = self._values(self._epoch_start + batch)  # the update just made
+        self._warn_past_end(self._epoch_start + batch + 1, planned=False)
         for key, value in self._current.items():
             self.history[key].append(value)
             if logs is not None:

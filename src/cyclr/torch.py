@@ -10,9 +10,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from ._lazy import require
 from ._ops import get_ops
@@ -133,7 +136,7 @@ class Scheduler(LRScheduler):
 
     # ------------------------------------------------------------------ set-up
     def _momentum_schedules(self, momentum: Any, n: int) -> list[Schedule]:
-        pair = isinstance(momentum, tuple) and all(isinstance(v, (int, float)) for v in momentum)
+        pair = isinstance(momentum, tuple) and all(_is_real(v) for v in momentum)
         if isinstance(momentum, Sequence) and not isinstance(momentum, str) and not pair:  # one per group
             out = [
                 momentum_schedule(m, lr, owner="Scheduler", param="momentum", numbers="constant")
@@ -385,4 +388,4 @@ def _checked_state(state: Any, optimizer: Optimizer) -> tuple[Any, ...]:
 
 
 def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))

@@ -183,10 +183,29 @@ def _resolve(step: Any, xp: Ops | str | None) -> Ops:
     return xp
 
 
+#: The most items a parameter's lists may hold in all (a million milestones is already absurd);
+#: a larger or deeper value is left as it is, for the constraint check to refuse.
+MAX_ITEMS = 1_000_000
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def _normalise(value: Any) -> Any:
     """Plain Python values (``bool``, ``int``, ``float``, ``str``, tuples of them), so schedules
     hash, compare, serialise to JSON and load with ``torch.load(weights_only=True)``: NumPy
-    scalars (``np.int64``, ``np.str_`` from ``np.random.choice``, ``np.bool_``) become Python's."""
+    scalars (``np.int64``, ``np.str_`` from ``np.random.choice``, ``np.bool_``) become Python's.
+    The work is bounded: a value with more than :data:`MAX_ITEMS` items or :data:`MAX_DEPTH`
+    levels (a shared-list bomb) comes back unchanged."""
+    budget = [MAX_ITEMS]
+    try:
+        return _plain(value, budget, 0)
+    except _TooLarge:
+        return value
+
+
+def _plain(value: Any, budget: list[int], depth: int) -> Any:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -195,10 +214,15 @@ def _normalise(value: Any) -> Any:
         return float(value)
     if isinstance(value, str):
         return str(value)
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.size <= 1_000_000:
-        return _normalise(value.tolist())
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        if value.size > budget[0]:
+            raise _TooLarge
+        return _plain(value.tolist(), budget, depth)
     if isinstance(value, (list, tuple)):
-        return tuple(_normalise(v) for v in value)
+        budget[0] -= len(value)
+        if budget[0] < 0 or depth >= MAX_DEPTH:
+            raise _TooLarge
+        return tuple(_plain(v, budget, depth + 1) for v in value)
     return value
 
 

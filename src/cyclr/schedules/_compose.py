@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Real
 from typing import Any
+
+import numpy as np
 
 from .._ops import Array, Ops
 from .._validation import IntList, IntRange, InvalidParameterError, NumberRange, OneOf, ScheduleList, ScheduleRef
@@ -213,7 +216,7 @@ def momentum_schedule(
     allowed = "None, a number in [0, 1), a (low, high) pair with 0 <= low <= high < 1, or a schedule or config dict"
     if value is None:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, Real) and not isinstance(value, (bool, np.bool_)):
         if not 0.0 <= float(value) < 1.0:
             raise InvalidParameterError(owner, param, value, allowed)
         return None if numbers == "framework" else Constant(float(value))
@@ -222,7 +225,7 @@ def momentum_schedule(
         and len(value) == 2
         and not any(isinstance(v, (Mapping, Schedule)) for v in value)
     ):
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        if not all(isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) for v in value):
             raise InvalidParameterError(owner, param, value, allowed)
         low, high = (float(v) for v in value)
         if not 0.0 <= low <= high < 1.0:
