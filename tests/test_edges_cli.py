@@ -4,6 +4,7 @@ had, bad options and stores, and what ``show``/``list`` print. Each failed befor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,10 +71,8 @@ def cleanup() -> Iterator[list[psutil.Process]]:
     procs: list[psutil.Process] = []
     yield procs
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 def test_ctrl_c_stops_parallel_workers_within_seconds(tmp_path: Path, cleanup: list[psutil.Process]) -> None:
@@ -96,7 +95,7 @@ def test_ctrl_c_stops_parallel_workers_within_seconds(tmp_path: Path, cleanup: l
     assert time.monotonic() - t0 < 20
     assert proc.returncode == 130
     assert proc.stdout is not None and "interrupted" in proc.stdout.read().decode()
-    gone, alive = psutil.wait_procs(workers, timeout=10)
+    _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"workers still running after Ctrl-C: {alive}"
     assert _stored(out / "runs.sqlite") >= 1  # every finished run kept
 
@@ -112,7 +111,7 @@ def test_kill_9_of_the_bench_ends_its_workers(tmp_path: Path, cleanup: list[psut
     cleanup.extend(workers)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    gone, alive = psutil.wait_procs(workers, timeout=15)
+    _, alive = psutil.wait_procs(workers, timeout=15)
     assert not alive, f"orphaned workers: {alive}"
 
 
