@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test fuzz lint typecheck bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,17 @@ test: $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py
+
+# Broad random exploration (not in CI): fresh hypothesis examples, 10x each test's count.
+fuzz: export CYCLR_DATA_DIR := $(or $(CYCLR_DATA_DIR),$(abspath ../shared/data))
+fuzz: export CYCLR_OFFLINE := 1
+fuzz: export HYPOTHESIS_PROFILE := fuzz
+fuzz: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider $(FUZZ_TESTS)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py -k random
+
+FUZZ_TESTS := tests/test_parity_torch.py tests/test_parity_backends.py tests/test_jax.py tests/test_golden.py \
+	tests/test_finder.py tests/test_keras.py tests/test_edges_fuzz.py
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/overhead.py

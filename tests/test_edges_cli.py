@@ -25,6 +25,7 @@ from cyclr.bench.harness import BenchConfig, run_bench
 from cyclr.bench.report import README_END, README_START, update_readme
 from cyclr.bench.store import OutLock, Store, StoreError
 from cyclr.cli import cli
+from test_bench import _stored
 
 SHARED_DATA = Path(os.environ.get("CYCLR_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 BENCH = ["bench", "--task", "digits", "--strategies", "constant,cosine,one_cycle", "--optimizers", "sgd"]
@@ -33,16 +34,6 @@ BENCH = ["bench", "--task", "digits", "--strategies", "constant,cosine,one_cycle
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
-
-
-def _stored(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0) as con:
-            return int(con.execute("SELECT COUNT(*) FROM runs WHERE status = 'done'").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 def _start(args: list[str], cwd: Path, stdout: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:

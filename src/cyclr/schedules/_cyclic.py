@@ -332,7 +332,7 @@ class SGDR(Schedule):
         out: list[float] = []
         k = 0
         limit = self.cycles if self.cycles is not None else MAX_MARKS
-        while k <= limit:
+        while k <= limit and len(out) <= MAX_MARKS:
             s = self._start(k)
             if s >= until or (k > 0 and s - out[-1] < 1.0):
                 break
