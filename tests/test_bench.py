@@ -708,7 +708,13 @@ def test_bench_without_arguments_runs_the_default_bench(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[BenchConfig] = []
-    monkeypatch.setattr(harness, "run_bench", lambda config, listener: seen.append(config))
+    monkeypatch.setattr(
+        harness,
+        "run_bench",
+        lambda config, listener: (
+            seen.append(config) or harness.BenchOutcome(config.out, report=config.out / "report.md")
+        ),
+    )
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(cli, ["bench"])
     assert result.exit_code == 0, result.output

@@ -6,33 +6,39 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from cyclr.bench import get_task
-from cyclr.bench.harness import BenchConfig, execute, plan_runs
+from cyclr.bench.harness import BenchConfig, RunSpec, execute, plan_runs
 from cyclr.bench.strategies import STRATEGIES
 
+CONFIG = BenchConfig(tasks=["mnist-keras"], seeds=1, epochs=1, train_subset=512, optimizers=["sgd", "adam"])
+SPECS = plan_runs(CONFIG)
 
-def test_mnist_keras_runs_every_supported_strategy() -> None:
-    config = BenchConfig(tasks=["mnist-keras"], seeds=1, epochs=1, train_subset=512, optimizers=["sgd", "adam"])
-    specs = plan_runs(config)
-    strategies = {s.strategy for s in specs}
+
+def test_mnist_keras_plans_every_supported_strategy() -> None:
+    strategies = {s.strategy for s in SPECS}
     assert strategies == set(STRATEGIES) - {"peer"}  # peer is torch's OneCycleLR: not for a Keras task
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.optimizer}-{s.variant}")
+def test_mnist_keras_runs_every_supported_strategy(spec: RunSpec) -> None:
+    """One test per run, so that parallel test workers share them (together they take minutes)."""
     task = get_task("mnist-keras")
     per_epoch = 512 // task.batch_size
-    for spec in specs:
-        record = execute(spec)
-        assert record["status"] == "done", record.get("traceback")
-        result = record["result"]
-        assert result["steps"] == per_epoch
-        assert len(result["metrics"]) == task.evals_per_epoch
-        assert all(0.0 <= m <= 1.0 and math.isfinite(m) for m in result["metrics"])
-        lrs = np.asarray(result["lrs"])
-        if spec.strategy == "constant":
-            np.testing.assert_allclose(lrs, spec.lr, rtol=1e-12)
-        if spec.strategy == "auto":
-            assert record["search_steps"] > 0 and record["details"]["suggestion"] > 0
-            peak = record["details"]["suggestion"]
-            assert peak / 100 < lrs.max() <= peak * (1 + 1e-9)
+    record = execute(spec)
+    assert record["status"] == "done", record.get("traceback")
+    result = record["result"]
+    assert result["steps"] == per_epoch
+    assert len(result["metrics"]) == task.evals_per_epoch
+    assert all(0.0 <= m <= 1.0 and math.isfinite(m) for m in result["metrics"])
+    lrs = np.asarray(result["lrs"])
+    if spec.strategy == "constant":
+        np.testing.assert_allclose(lrs, spec.lr, rtol=1e-12)
+    if spec.strategy == "auto":
+        assert record["search_steps"] > 0 and record["details"]["suggestion"] > 0
+        peak = record["details"]["suggestion"]
+        assert peak / 100 < lrs.max() <= peak * (1 + 1e-9)
 
 
 def test_mnist_keras_learns_like_the_torch_task() -> None:

@@ -623,9 +623,9 @@ def test_constant_schedule_reproduces_keras_optimizer(name: str) -> None:
 
 
 def test_momentum_schedule_must_lie_in_unit_interval() -> None:
-    with pytest.raises(ValueError, match=r"momentum: .*\[0, 1\)"):
+    with pytest.raises(ValueError, match=r"parameter 'momentum' must be .*\[0, 1\)"):
         ck.SGD(momentum=cyclr.constant(1.0))
-    with pytest.raises(ValueError, match=r"beta_1: .*\[0, 1\)"):
+    with pytest.raises(ValueError, match=r"parameter 'beta_1' must be .*\[0, 1\)"):
         ck.Adam(beta_1=cyclr.linear(start_lr=0.9, end_lr=1.5, total_steps=10))
     with pytest.raises(ValueError, match="beta_1"):
         ck.AdamW(beta_1=cyclr.constant(1.0))

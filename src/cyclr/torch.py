@@ -4,7 +4,7 @@
 >>> opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.9)
 >>> sched = cyclr.torch.Scheduler(opt, cyclr.one_cycle(0.1, total_steps=100), momentum=(0.85, 0.95))
 >>> opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]
-(0.0040000000000000036, 0.95)
+(0.004, 0.95)
 """
 
 from __future__ import annotations
