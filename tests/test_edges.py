@@ -424,3 +424,23 @@ def test_the_progress_bar_ends_at_the_steps_really_run(capsys: pytest.CaptureFix
         update(0, skipped=9)
         task = bar._ctx.tasks[0]
         assert (task.completed, task.total) == (91, 91)
+
+
+def test_long_plots_are_sampled_and_keep_every_restart() -> None:
+    """``cyclr plot 'cosine:max_lr=0.1,total_steps=1000000000'`` asked for a 7.8 GiB array."""
+    from cyclr.plot import MAX_POINTS, plot_schedules, plot_steps
+
+    s = cyclr.sgdr(0.1, period=10**6, period_mult=2)
+    starts = s.cycle_starts(10**9)
+    t = plot_steps([s], 10**9)
+    assert len(t) <= MAX_POINTS + 2 + 2 * len(starts) and t[0] == 0 and t[-1] == 10**9 - 1
+    assert np.all(np.diff(t) > 0)
+    for start in starts[1:]:  # the floor before each restart and the restart itself are drawn
+        assert {math.ceil(start) - 1, math.ceil(start)} <= set(t.tolist())
+    np.testing.assert_array_equal(plot_steps([s], 500), np.arange(500))
+    t0 = time.perf_counter()
+    fig = plot_schedules([cyclr.cosine(0.1, total_steps=10**9), s])
+    assert time.perf_counter() - t0 < 20
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

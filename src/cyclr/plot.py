@@ -53,9 +53,11 @@ def default_steps(schedules: Sequence[Schedule], fallback: int = 1000) -> int:
     return max(int(max(ends) * 1.05) + 1, 2) if ends else fallback
 
 
-#: The most steps a plot or summary evaluates. Longer horizons are sampled: evenly, plus the step
-#: before and at every cycle start, so no restart is drawn as a slope (a billion-step cosine would
-#: otherwise ask for 8 GB).
+#: The most steps a plot or summary evaluates. Longer horizons are sampled at random (seeded)
+#: steps, so cycles far shorter than the sample spacing fill their band instead of drawing an
+#: aliasing moire as an even stride would, plus the first and last step and the steps around
+#: every cycle start, so no restart is drawn as a slope (a billion-step cosine would otherwise
+#: ask for 8 GB).
 MAX_POINTS = 20_000
 
 
@@ -63,7 +65,8 @@ def plot_steps(schedules: Sequence[Schedule], steps: int) -> np.ndarray:
     """The steps to evaluate for a plot of ``steps`` steps: all of them, or a sample."""
     if steps <= MAX_POINTS:
         return np.arange(steps)
-    picks = [np.linspace(0, steps - 1, MAX_POINTS).round().astype(np.int64)]
+    sample = np.random.default_rng(0).integers(0, steps, size=MAX_POINTS, dtype=np.int64)
+    picks = [sample, np.array([0, steps - 1], dtype=np.int64)]
     for s in schedules:
         starts = np.asarray(s.cycle_starts(steps), dtype=np.float64)
         picks += [np.floor(starts).astype(np.int64), np.ceil(starts).astype(np.int64) - 1]
