@@ -30,11 +30,14 @@ from click.testing import CliRunner
 from scipy import stats  # type: ignore[import-untyped]
 
 from cyclr.bench import harness
+from cyclr.bench.driver import ScheduleDriver
 from cyclr.bench.harness import BenchConfig, RunSpec, execute, plan_runs, run_bench
 from cyclr.bench.report import Row, aggregate, interval, t95
 from cyclr.bench.store import Store
 from cyclr.bench.strategies import HALF_DECADE, STRATEGIES, Context, Plan, framework_default_lr
-from cyclr.bench.tasks import TASKS, Task, TaskData, Transfer, get_task
+from cyclr.bench.tasks import TASKS, Task, TaskData, get_task
+from cyclr.bench.train import TorchRunner
+from cyclr.bench.transfer import Transfer
 from cyclr.cli import cli
 from cyclr.schedules import Constant, MultiStep, from_config
 
@@ -146,20 +149,22 @@ def _check_record(task: Task, spec: RunSpec, record: Record, per_epoch: int, swe
         assert record["details"]["suggestion"] > 0
     else:
         assert record["search_steps"] == 0
+    driver = record["driver"]
     if spec.strategy == "peer":
-        assert record["schedule"] is None
-        peak = record["peer_max_lr"]
+        assert driver["kind"] == "torch" and driver["scheduler"] == "OneCycleLR"
+        peak = driver["max_lr"]
         assert peak == record["details"]["suggestion"]
         assert lrs == pytest.approx(_torch_one_cycle(peak, total), rel=1e-9)
         assert lrs[0] == pytest.approx(peak / 25, rel=1e-12)
         return
-    schedule = from_config(record["schedule"])
+    assert driver["kind"] == "schedule"
+    schedule = from_config(driver["schedule"])
     assert lrs == pytest.approx([schedule(t) for t in range(total)], rel=1e-9)  # what the optimizer used
     if spec.strategy == "constant":
         assert len(set(lrs)) == 1 and lrs[0] == pytest.approx(spec.lr, rel=1e-12)
         assert res["momenta"] == [0.9] * total  # SGD's momentum and AdamW's beta1 as set
     elif spec.strategy == "one_cycle":
-        assert record["schedule"]["max_lr"] == pytest.approx(lr * HALF_DECADE, rel=1e-12)
+        assert driver["schedule"]["max_lr"] == pytest.approx(lr * HALF_DECADE, rel=1e-12)
         assert max(lrs) == pytest.approx(max(schedule(t) for t in range(total)), rel=1e-12)
         assert abs(lrs.index(max(lrs)) - (0.3 * total - 1)) < 1  # torch's peak, at pct_start * total - 1
         assert lrs[0] == pytest.approx(lr * HALF_DECADE / 25, rel=1e-12)
@@ -205,13 +210,13 @@ def test_a_seed_fixes_the_initialisation_and_the_data_order() -> None:
     task = get_task("digits")
     data = task.load().subset(320)  # 10 steps of 32
 
-    def run(plan: Plan, seed: int) -> Any:
-        return task.run(data, plan, optimizer="sgd", epochs=1, seed=seed, batch_size=32)
+    def run(driver: ScheduleDriver, seed: int) -> Any:
+        return TorchRunner().run(task, data, driver, optimizer="sgd", epochs=1, seed=seed)
 
-    a = run(Plan(Constant(0.05)), 0)
-    same_values = run(Plan(MultiStep(0.05, milestones=(10**6,))), 0)  # another schedule, the same LRs
-    again = run(Plan(Constant(0.05)), 0)
-    other_seed = run(Plan(Constant(0.05)), 1)
+    a = run(ScheduleDriver(Constant(0.05)), 0)
+    same_values = run(ScheduleDriver(MultiStep(0.05, milestones=(10**6,))), 0)  # another schedule, the same LRs
+    again = run(ScheduleDriver(Constant(0.05)), 0)
+    other_seed = run(ScheduleDriver(Constant(0.05)), 1)
     assert len(a.metrics) == 2
     for b in (again, same_values):
         assert (b.metrics, b.train_losses, b.lrs) == (a.metrics, a.train_losses, a.lrs)
@@ -223,8 +228,8 @@ def test_a_seed_fixes_the_initialisation_and_the_data_order() -> None:
     assert execute(spec)["result"]["train_losses"] == a.train_losses
     auto = execute(RunSpec("digits", "sgd", "auto", "auto", 0, 1, 32, 320))
     assert auto["status"] == "done" and auto["search_steps"] > 0
-    low, high = auto["momentum"]
-    direct = run(Plan(from_config(auto["schedule"]), momentum=(low, high)), 0)
+    low, high = auto["driver"]["momentum"]
+    direct = run(ScheduleDriver(from_config(auto["driver"]["schedule"]), momentum=(low, high)), 0)
     assert direct.train_losses == auto["result"]["train_losses"]
     assert direct.metrics == auto["result"]["metrics"]
 
@@ -292,7 +297,7 @@ def test_hand_set_strategies_match_their_closed_forms() -> None:
     hand_set = ("step", "exponential", "cosine", "warmup_cosine", "sgdr", "triangular", "triangular2", "sine")
     for name in (*hand_set, "one_cycle"):
         plan = _plan(name)
-        assert plan.search_steps == 0 and plan.peer_max_lr is None
+        assert plan.search_steps == 0 and isinstance(plan.driver, ScheduleDriver)
         # every hand-set schedule stays inside the grid's range
         assert max(_values(plan, list(range(total)))) <= hi * (1 + 1e-12)
 
@@ -312,8 +317,11 @@ def test_the_constant_grid_shares_the_run_of_a_default_that_is_a_grid_point() ->
     assert len({s.key for s in specs}) == len(specs)
 
     variants = STRATEGIES["constant"].variants(get_task("digits"), "adam")
-    assert [v.label for v in variants] == ["default", "lr=0.000316", "lr=0.001", "lr=0.00316"]
-    assert variants[0].key == variants[2].key == "constant lr=0.001"
+    assert [v.label for v in variants] == ["default", "lr=0.000316", "lr=0.00316"]  # the default is lr=0.001
+    assert variants[0].key == "constant lr=0.001" and variants[0].framework_default
+    assert not any(v.framework_default for v in variants[1:])
+    labels = {s.label for s in specs if s.optimizer == "adam" and s.seed == 0}
+    assert labels == {"constant 0.001 (default)", "constant 0.000316", "constant 0.00316"}
     with pytest.raises(ValueError, match="unknown framework 'jax'"):
         framework_default_lr("jax", "sgd")
 
@@ -343,7 +351,7 @@ def test_runs_are_stored_and_a_resumed_bench_runs_nothing_twice(tmp_path: Path) 
         assert len(store) == 8 and store.done_keys() == keys
         assert set(store.meta("plan")) == keys
         assert store.meta("config")["seeds"] == 2
-        assert store.meta("environment")["torch"] == torch.__version__
+        assert {r["environment"]["torch"] for r in store.records()} == {torch.__version__}  # with every run
     first = _rows(out / "runs.sqlite")
     assert {status for status, _, _ in first.values()} == {"done"}
     assert {json.loads(text)["key"] for _, text, _ in first.values()} == keys
@@ -464,7 +472,7 @@ def test_a_failing_run_is_stored_as_failed_and_the_bench_goes_on(
         assert [r["key"] for r in store.records("failed")] == [failed[0]["key"]]
     md = (out / "report.md").read_text()
     assert "## Failed runs (rerun with --resume)" in md
-    assert f"- {failed[0]['key']}: RuntimeError: no cosine for seed 1" in md
+    assert f"`{failed[0]['key']}`: RuntimeError: no cosine for seed 1" in md
     assert failed[0]["key"] in (out / "report.html").read_text()
     (table,) = json.loads((out / "report.json").read_text())["tables"]
     assert {r["key"]: r["seeds"] for r in table["rows"]}["cosine"] == 1
@@ -554,15 +562,18 @@ def test_report_files_are_written_and_self_contained(small_bench: Path) -> None:
     data = json.loads((small_bench / "report.json").read_text())
     assert page.count("data:image/png;base64,") == 2 * 4  # per table: curves, LR traces, steps, range tests
     assert 'src="http' not in page and "src='http" not in page and "<script" not in page
-    overview = md.split("## Overview\n", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in overview.splitlines() if line.startswith("| Vision | digits |")]
-    assert [line.split("|")[3].strip() for line in lines] == ["adam", "sgd"]
+    overview = md.split("## Which schedule should I use?\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in overview.splitlines() if line.startswith("| [digits](#digits-")]
+    assert [line.split("|")[2].strip() for line in lines] == ["adam", "sgd"]
+    assert "- [digits / adam](#digits-adam)" in md  # the table of contents links every section
+    assert "id='digits-adam'" in page and "href='#digits-adam'" in page
     assert [(t["task"], t["optimizer"]) for t in data["tables"]] == [("digits", "adam"), ("digits", "sgd")]
     assert data["config"]["strategies"] == ["constant", "cosine", "one_cycle", "auto"]
     for t in data["tables"]:
         assert t["total_steps"] == 2 * 20 and t["target"] == 0.7
         assert f"## digits / {t['optimizer']}" in md and t["verdict"] in md
-    assert len([line for line in md.splitlines() if line.startswith("| constant")]) == 4 + 3
+    sections = md.split("### digits / ")[1:]
+    assert sum(line.count("| baseline |") for part in sections for line in part.splitlines()) == 4 + 3
 
 
 def test_aggregate_numbers_equal_hand_computed_ones(small_bench: Path) -> None:

@@ -16,9 +16,18 @@ from click.testing import CliRunner
 from torch import nn
 
 from cyclr.bench import get_task
-from cyclr.bench.harness import BenchConfig, plan_runs
-from cyclr.bench.report import README_END, README_START, aggregate, first_to_target, overview, update_readme
+from cyclr.bench.harness import BenchConfig, load_records, plan_runs
+from cyclr.bench.report import (
+    README_END,
+    README_START,
+    aggregate,
+    first_to_target,
+    overview,
+    recommend,
+    update_readme,
+)
 from cyclr.bench.sequences import SeriesTask, naive_forecasts
+from cyclr.bench.store import Store
 from cyclr.bench.tasks import TaskData
 from cyclr.bench.text import CharGPT, GRUClassifier, TransformerClassifier, tokenize
 from cyclr.cli import cli
@@ -169,6 +178,7 @@ def _record(task: str, domain: str, variant: str, seed: int, reached_at: int | N
         "optimizer": "adam",
         "variant": variant,
         "strategy": strategy,
+        "family": "baseline" if strategy == "constant" else "cyclical",
         "lr": 0.01 if strategy == "constant" else None,
         "seed": seed,
         "epochs": 4,
@@ -209,16 +219,28 @@ def test_the_overview_is_grouped_by_domain_and_names_the_first_to_the_target() -
     assert speed.startswith(f"{geo:.2f}x [") and noise == "yes"  # every seed faster: the interval is above 1
     first, speed, noise = first_to_target(tables[1])
     assert first == "none in every seed" and tables[1].step_unit == "episodes"
-    lines = overview(tables).splitlines()
-    assert lines[2].startswith("| Vision | zz-vision | adam | one_cycle, 33 steps |")
-    assert lines[3].startswith("| Reinforcement learning | aa-rl | adam | none in every seed |")
+    lines = overview(tables).splitlines()  # what to use, vision before RL
+    assert lines[2].startswith(
+        "| [zz-vision](#zz-vision-adam) | adam | **one_cycle** | cyclical | +0.0200 (better) * |"
+    )
+    assert lines[3].startswith("| [aa-rl](#aa-rl-adam) | adam | **sine** | cyclical | +0.1000 (better) * |")
+    assert [recommend(t).confidence for t in tables] == ["clear", "clear"]  # the same gain on every seed
 
 
 def test_records_without_a_domain_take_the_tasks(tmp_path: Path) -> None:
+    """A record stored before a field existed is brought up to date from the registries when it
+    is loaded (the report itself reads only the record); the stored numbers are kept."""
     record = _record("mnist", "vision", "one_cycle", 0, 50, 0.9)
     del record["domain"], record["step_unit"]
-    (table,) = aggregate([record])
-    assert table.domain == "vision" and table.step_unit == "steps"
+    record["target"] = 0.5  # as stored: not the task's current 0.99
+    with Store(tmp_path) as store:
+        store.put(record)
+        (table,) = aggregate(load_records(store))
+    assert table.domain == "vision" and table.step_unit == "steps" and table.target == 0.5
+    assert table.metric_label == "test accuracy" and table.rows[0].family == "cyclical"
+    del record["family"]
+    (bare,) = aggregate([record])  # without the registries: the record's own facts only
+    assert bare.domain == "other" and bare.metric_label == "accuracy" and bare.rows[0].family == ""
 
 
 def test_the_readme_block_is_generated_and_replaced(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cyclr.bench import get_task
 from cyclr.bench.harness import BenchConfig, RunSpec, execute, plan_runs
 from cyclr.bench.strategies import STRATEGIES
+from cyclr.schedules import from_config
 
 CONFIG = BenchConfig(tasks=["mnist-keras"], seeds=1, epochs=1, train_subset=512, optimizers=["sgd", "adam"])
 SPECS = plan_runs(CONFIG)
@@ -33,8 +34,13 @@ def test_mnist_keras_runs_every_supported_strategy(spec: RunSpec) -> None:
     assert len(result["metrics"]) == task.evals_per_epoch
     assert all(0.0 <= m <= 1.0 and math.isfinite(m) for m in result["metrics"])
     lrs = np.asarray(result["lrs"])
+    # the trace is read back from the optimizer (its float32 learning rate), not recomputed
+    driver = record["driver"]
+    schedule = from_config(driver["schedule"])
+    np.testing.assert_allclose(lrs, [float(schedule(t)) for t in result["trace_steps"]], rtol=1e-6)
     if spec.strategy == "constant":
-        np.testing.assert_allclose(lrs, spec.lr, rtol=1e-12)
+        np.testing.assert_allclose(lrs, spec.lr, rtol=1e-6)
+        assert lrs.dtype == np.float64 and len({float(x) for x in lrs}) == 1
     if spec.strategy == "auto":
         assert record["search_steps"] > 0 and record["details"]["suggestion"] > 0
         peak = record["details"]["suggestion"]

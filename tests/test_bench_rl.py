@@ -11,10 +11,11 @@ import torch
 pytest.importorskip("gymnasium")
 
 from cyclr.bench import TASKS, register
-from cyclr.bench.harness import RunSpec, execute
-from cyclr.bench.rl import CartPoleDQN, CartPolePG, RLTask, last_mean
-from cyclr.bench.strategies import Plan
-from cyclr.bench.train import evaluation_steps
+from cyclr.bench.driver import ScheduleDriver
+from cyclr.bench.harness import BenchConfig, RunSpec, execute, plan_runs
+from cyclr.bench.recorder import evaluation_steps
+from cyclr.bench.rl import CartPoleDQN, CartPolePG, EpisodeRunner, RLTask, last_mean
+from cyclr.bench.strategies import STRATEGIES, one_cycle_lr
 from cyclr.schedules import Constant, from_config
 
 
@@ -99,7 +100,7 @@ def test_auto_runs_the_range_tests_one_cycle(task: type[RLTask]) -> None:
     record = run(task, "auto")
     r = record["result"]
     assert record["search_steps"] > 0 and record["details"]["suggestion"] > 0
-    schedule = from_config(record["schedule"])
+    schedule = from_config(record["driver"]["schedule"])
     assert schedule.to_config()["name"] == "one_cycle"
     assert r["steps"] == task.per_epoch
     for step, lr, momentum in zip(r["trace_steps"], r["lrs"], r["momenta"]):
@@ -110,11 +111,16 @@ def test_auto_runs_the_range_tests_one_cycle(task: type[RLTask]) -> None:
 
 @pytest.mark.parametrize("task", TINY, ids=lambda t: t.name)
 def test_peer_is_refused(task: type[RLTask]) -> None:
-    t = task()
-    with pytest.raises(ValueError, match="peer"):
-        t.run(t.load(), Plan(peer_max_lr=0.1), optimizer="adam", epochs=1, seed=0, batch_size=t.batch_size)
+    """The peer recipe (torch-lr-finder) needs a data set: the plan leaves it out, and a run
+    asked for directly fails with a message naming the runners it can drive."""
+    assert "rl" not in STRATEGIES["peer"].runners
+    assert "peer" not in {s.strategy for s in plan_runs(BenchConfig(tasks=[task.name], strategies=["peer", "cosine"]))}
     record = execute(RunSpec(task.name, "adam", "peer", "peer", 0, 1, task.batch_size))
     assert record["status"] == "failed"
+    assert "strategy 'peer' cannot drive task" in record["error"] and "runs on: torch" in record["error"]
+    # a torch scheduler driver would refuse a Keras optimizer too (its own check, not the loop's)
+    driver = one_cycle_lr(0.1, 10)
+    assert driver.runners == ("torch",)
 
 
 @pytest.mark.parametrize("task", TINY, ids=lambda t: t.name)
@@ -124,7 +130,7 @@ def test_range_test_restores_the_model(task: type[RLTask], monkeypatch: pytest.M
     model = t.model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     monkeypatch.setattr(t, "model", lambda: model)
-    result = t.range_test(t.load(), "adam", 0, t.batch_size)
+    result = EpisodeRunner().range_test(t, t.load(), "adam", 0)
     assert result.steps > 5
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
@@ -135,13 +141,14 @@ def test_task_settings() -> None:
         t = TASKS[cls.name]()
         assert t.domain == "rl" and t.higher_is_better and t.target == 475.0
         assert "peer" not in (t.strategies or ()) and t.optimizers == ("adam",)
-        data = t.load()
-        assert data.n_train == 0
-        assert t.steps_per_epoch(data, 7) == cls.per_epoch
+        assert t.load() is None  # no data set: the agent collects its own experience
+        assert not hasattr(t, "evaluate") and t.batch_size == (64 if cls is CartPoleDQN else None)
+        assert t.steps_per_epoch(None) == cls.per_epoch and t.runner == "rl"
+        assert t.metric_label == "mean return of the last 100 training episodes"
     assert CartPoleDQN.step_unit == "env steps" and CartPolePG.step_unit == "episodes"
 
 
 def test_sgd_runs() -> None:
     t = TinyPG()
-    result = t.run(t.load(), Plan(Constant(1e-3)), optimizer="sgd", epochs=1, seed=0, batch_size=1)
+    result = EpisodeRunner().run(t, t.load(), ScheduleDriver(Constant(1e-3)), optimizer="sgd", epochs=1, seed=0)
     assert result.steps == TinyPG.per_epoch and result.lrs[0] == pytest.approx(1e-3)

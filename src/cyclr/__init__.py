@@ -18,6 +18,7 @@ from ._steps import total_steps
 from ._validation import InvalidParameterError
 from .schedules import (
     REGISTRY,
+    SEED_DEFAULT,
     SGDR,
     WSD,
     Constant,
@@ -61,11 +62,6 @@ wsd = WSD
 warmup = Warmup
 join = Join
 mirror = Mirror
-
-#: The seed document's suggested starting point (section 3.1), as a schedule: lr_base 1e-5,
-#: lr_max 1e-2, 10 iterations per cycle, gamma 0.95 per cycle, triangular mode.
-#: ``cyclr.SEED_DEFAULT(3)`` is its LR at step 3; ``SEED_DEFAULT.to_config()`` is its config.
-SEED_DEFAULT: Schedule = Cyclic(base_lr=1e-5, max_lr=1e-2, step_size=5, shape="triangular", decay=0.95)
 
 __all__ = [
     "REGISTRY",

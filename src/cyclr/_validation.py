@@ -28,8 +28,6 @@ __all__ = [
     "NumberRange",
     "OneOf",
     "Optional",
-    "ScheduleList",
-    "ScheduleRef",
     "check",
 ]
 
@@ -236,43 +234,6 @@ class IntList(Constraint):
 
     def invalid_examples(self) -> list[Any]:
         return ([] if self.allow_empty else [[]]) + [[3, 1], [self.low - 1], [1.5], "12"]
-
-
-@dataclass(frozen=True)
-class ScheduleRef(Constraint):
-    """A cyclr schedule."""
-
-    def is_satisfied_by(self, value: Any) -> bool:
-        from .schedules._base import Schedule
-
-        return isinstance(value, Schedule)
-
-    def describe(self) -> str:
-        return "a cyclr schedule (or its config dict)"
-
-    def invalid_examples(self) -> list[Any]:
-        return [0.1, "cosine"]
-
-
-@dataclass(frozen=True)
-class ScheduleList(Constraint):
-    """A non-empty sequence of cyclr schedules."""
-
-    def is_satisfied_by(self, value: Any) -> bool:
-        from .schedules._base import Schedule
-
-        return (
-            isinstance(value, Sequence)
-            and not isinstance(value, str)
-            and len(value) > 0
-            and all(isinstance(v, Schedule) for v in value)
-        )
-
-    def describe(self) -> str:
-        return "a non-empty list of cyclr schedules"
-
-    def invalid_examples(self) -> list[Any]:
-        return [[], [0.1]]
 
 
 def check(owner: str, param: str, value: Any, constraints: Iterable[Constraint], *, given: Any = MISSING) -> None:

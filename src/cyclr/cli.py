@@ -282,7 +282,12 @@ if click is not None:
             click.echo("]}")
 
     @cli.command()
-    @click.option("--task", default="digits", show_default=True, help="A benchmark task (see `cyclr bench --help`).")
+    @click.option(
+        "--task",
+        default="digits",
+        show_default=True,
+        help="A benchmark task (see `cyclr bench --list`), or your own as path/to/file.py:Class or module:Class.",
+    )
     @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
     @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
     @click.option("--num-steps", type=click.IntRange(min=6), default=100, show_default=True)
@@ -328,11 +333,9 @@ if click is not None:
         Prints the suggestions (steepest, valley, minimum, Smith's bounds), the proposed
         schedule as a config, and draws the curve.
         """
-        import torch
-
-        from .bench import EpochBatches, Task, get_task
+        from .bench import get_task
+        from .bench.harness import runner_for
         from .finder import NoDescentError
-        from .torch import lr_range_test
 
         if not start_lr < end_lr:
             raise click.BadParameter(f"must be above --start-lr ({start_lr:g}); got {end_lr:g}", param_hint="--end-lr")
@@ -342,27 +345,20 @@ if click is not None:
             raise click.BadParameter(str(err), param_hint="--task") from err
         console = _console()
         with console.status(f"loading {task}..."):
-            data = the_task.load(data_dir)
-        if type(the_task).range_test is not Task.range_test:
-            # an RL or Keras task runs its own range test (its proxy loss or its framework's loop)
-            console.print(f"[yellow]{task} runs its own range test[/yellow] (its documented sweep settings).")
-            result = the_task.range_test(data, optimizer, seed)
-            repeats = 1
-        else:
-            torch.manual_seed(seed)
-            model = the_task.model()
-            opt = the_task.make_optimizer(optimizer, the_task.param_groups(model), the_task.default_lr[optimizer])
-            loader = EpochBatches(data, the_task.batch_size, torch.Generator().manual_seed(seed))
-            result = lr_range_test(
-                model,
-                opt,
-                the_task.loss,
-                loader,
-                start_lr=start_lr,
-                end_lr=end_lr,
-                num_steps=num_steps,
-                repeats=repeats,
+            data = the_task.dataset(data_dir)
+        # the sweep settings the user gave; the rest are the task's own (an RL task sweeps its range)
+        ctx = click.get_current_context()
+        given = {
+            name: value
+            for name, value in (
+                ("start_lr", start_lr),
+                ("end_lr", end_lr),
+                ("num_steps", num_steps),
+                ("repeats", repeats),
             )
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        }
+        result = runner_for(the_task).range_test(the_task, data, optimizer, seed, progress=True, **given)
         result.plot(output, title=f"LR range test: {task}, {optimizer}")
         epochs = epochs or the_task.epochs
         table = Table(
@@ -393,9 +389,17 @@ if click is not None:
         console.print(f"[green]wrote[/green] {output}" + (f" and {json_path}" if json_path else ""))
 
     @cli.command()
-    @click.option("--task", "tasks", default="digits", show_default=True, help="Tasks, comma-separated.")
     @click.option(
-        "--strategies", default=None, help="Strategies, comma-separated, or 'all' [default: each task's own set]."
+        "--task",
+        "tasks",
+        default="digits",
+        show_default=True,
+        help="Tasks, comma-separated: names, or your own as path/to/file.py:Class or module:Class.",
+    )
+    @click.option(
+        "--strategies",
+        default=None,
+        help="Strategies, comma-separated, or 'all', or your own as file.py:name [default: each task's own set].",
     )
     @click.option(
         "--optimizers", default=None, help="sgd (momentum 0.9) and/or adam (AdamW) [default: each task's own]."
@@ -522,7 +526,7 @@ if click is not None:
             strategies_ = "all strategies" if t.strategies is None else f"{len(t.strategies)} strategies"
             table.add_row(
                 t.domain,
-                name + ("" if t.framework == "torch" else f" ({t.framework})"),
+                name + ("" if t.runner == "torch" else f" ({t.runner})"),
                 f"{t.metric} ({direction} is better)",
                 f"{t.target:g}",
                 f"{t.epochs} epochs",
@@ -532,55 +536,39 @@ if click is not None:
         console.print(table)
         table = Table(title="strategies", title_justify="left", header_style="bold")
         table.add_column("name")
+        table.add_column("family")
+        table.add_column("runs on")
         table.add_column("what it does")
-        for s in strategies.values():
-            table.add_row(s.name, s.description)
+        for s in dict.fromkeys(strategies.values()):
+            table.add_row(s.name, s.family, ", ".join(s.runners), s.description)
         console.print(table)
 
     def _summary(console: Console, out: Path) -> None:
-        from .bench.report import aggregate, speed_text
+        """The report's terminal text: compact tables within 100 columns, and what to use."""
+        from .bench.harness import load_records
+        from .bench.report import aggregate, terminal_report
         from .bench.store import Store
 
         with Store(out) as store:
-            tables = aggregate(list(store.records()), store.meta("plan"))
-        for t in tables:
-            table = Table(
-                title=f"{t.task} / {t.optimizer}: {t.total_steps} steps, target {t.metric} {t.target:g}",
-                title_justify="left",
-                header_style="bold",
-            )
-            for col in ("strategy", f"final {t.metric}", "reached", "steps to target", "speed-up", "vs best const."):
-                table.add_column(col, justify="left" if col == "strategy" else "right")
-            for r in t.rows:
-                best = r.key == t.best_constant
-                sp = speed_text(r) if not best else ""
-                diff = (
-                    "" if best or r.final_diff is None else f"{r.final_diff[0]:+.4f}" + ("" if r.beyond_noise else " ~")
-                )
-                table.add_row(
-                    ("[bold]" if best else "") + r.label + (" (best constant)" if best else ""),
-                    f"{r.final:.4f} ± {r.final_std:.4f}",
-                    f"{r.reached}/{r.seeds}",
-                    "—" if r.steps_to_target is None else f"{r.steps_to_target:.0f}",
-                    sp,
-                    diff,
-                )
-            console.print(table)
-            console.print(t.verdict.replace("**", ""))
-        console.print("(~: within seed noise; speed-ups vs the best constant LR, paired by seed)")
+            tables = aggregate(load_records(store), store.meta("plan"))
+        console.print(terminal_report(tables, width=min(console.width, 100)), markup=False, highlight=False)
 
     def _report_only(console: Console, config: Any, readme: str | None = None) -> None:
+        from .bench.harness import load_records
         from .bench.report import aggregate, update_readme, write_report
+        from .bench.report_plots import plot_tables
         from .bench.store import OutLock, Store
 
         if not (config.out / Store.FILENAME).exists():
             raise click.UsageError(f"no runs in {config.out} (expected {config.out / Store.FILENAME}).")
         with OutLock(config.out), Store(config.out) as store:
-            if write_report(store, config.out) is None:
+            records = load_records(store, None)
+            plan, settings = store.meta("plan"), store.meta("config", {})
+            if write_report(records, plan, settings, config.out, plot_tables) is None:
                 raise UserError(f"no finished run in {config.out / Store.FILENAME}: no report to write.")
             if readme:
                 commands = store.meta("commands", [])
-                tables = aggregate(list(store.records()), store.meta("plan"))
+                tables = aggregate(records, plan)
                 try:
                     update_readme(readme, tables, "\n".join(commands) or f"cyclr bench --out {config.out}")
                 except ValueError as err:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._lazy import require
 from .schedules import (
+    SEED_DEFAULT,
     SGDR,
     WSD,
     Constant,
@@ -193,8 +194,6 @@ class GalleryEntry:
 
 def gallery_entries() -> list[GalleryEntry]:
     """Every schedule family, the seed's default cyclical schedule first."""
-    from . import SEED_DEFAULT
-
     warm = Warmup(Cosine(0.1, 900, min_lr=1e-3), 100)
     return [
         GalleryEntry("seed default: triangular, gamma 0.95/cycle", from_config(SEED_DEFAULT), 100),
@@ -281,47 +280,3 @@ def summarize(schedule: Schedule, steps: int, momentum: tuple[float, float] | No
         m = np.asarray(schedule.mirror(*momentum)(t))
         row["momentum"] = (float(m.min()), float(m.max()))
     return row
-
-
-def plot_range_test(result: Any, path: str | Path | None = None, *, title: str | None = None) -> Any:
-    """A range test's curve: raw losses faint, smoothed bold, extra repeats thin, suggestions
-    marked, Smith's bounds shaded."""
-    from .finder import NoDescentError
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 5), dpi=120, layout="constrained")
-    _style(ax)
-    ax.ticklabel_format(axis="y", style="plain")
-    from .finder import trend
-
-    for curve in result.curves[1:]:
-        ax.plot(curve.lrs, trend(np.asarray(curve.losses)), color=PALETTE[5], linewidth=0.8, alpha=0.6)
-    watched = result.val_losses if len(result.val_losses) else result.losses
-    ax.plot(result.lrs, watched, color=PALETTE[0], linewidth=0.8, alpha=0.3, label="loss")
-    ax.plot(result.lrs, result.smoothed, color="#999999", linewidth=1.0, linestyle=":", label="EMA (stop rule)")
-    ax.plot(result.lrs, result.trend, color=PALETTE[0], linewidth=2.0, label="trend (suggestions)")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("validation loss" if len(result.val_losses) else "training loss")
-    finite = result.trend[np.isfinite(result.trend)]
-    if finite.size:
-        low, first = float(finite.min()), float(finite[0])
-        span = max(first - low, 0.05 * abs(low), 1e-3)  # a flat curve still gets a readable range
-        ax.set_ylim(low - 0.1 * span, max(first, low) + 0.6 * span)
-    note = result.stop_reason
-    try:
-        s = result.suggestions
-        ax.axvspan(s["base_lr"], s["max_lr"], color=PALETTE[2], alpha=0.12, label="Smith bounds")
-        marks = {"valley": PALETTE[1], "steepest": PALETTE[3], "minimum": PALETTE[4]}
-        for name, color in marks.items():
-            ax.axvline(s[name], color=color, linewidth=1.2, linestyle="--", label=f"{name} {s[name]:.2g}")
-    except NoDescentError as err:
-        note = f"{note}; no suggestion: {err}"
-    ax.set_title(_safe_text(title) or "LR range test", loc="left", fontsize=11)
-    import textwrap
-
-    ax.text(0.0, -0.16, textwrap.fill(note, 150), transform=ax.transAxes, fontsize=8, color="#555555", va="top")
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
-    if path is not None:
-        fig.savefig(path, facecolor="white")
-    return fig

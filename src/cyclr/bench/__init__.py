@@ -1,8 +1,38 @@
-"""``cyclr bench``: tasks, training runs and reports for measuring schedules on real data."""
+"""``cyclr bench``: tasks, strategies, run drivers, runners and reports for measuring schedules
+on real data.
 
-from .tasks import TASKS, EpochBatches, Task, TaskData, batches, get_task, register
+- a **task** is the problem only (data, model, loss, metric, target, budget);
+- a **strategy** turns a task's budget into a **run driver** (:mod:`.driver`), the one object a
+  training loop talks to about hyperparameters;
+- a **runner** (supervised torch, Keras, RL episodes) trains a task under a driver, with one
+  **recorder** for every loop;
+- the **harness** plans runs as typed records, an **engine** runs them and a **store** keeps
+  them; the **report** answers "which schedule should I use?".
+"""
 
-__all__ = ["TASKS", "EpochBatches", "Task", "TaskData", "batches", "get_task", "register"]
+from .driver import Driver, FeedbackDriver, ScheduleDriver, TorchSchedulerDriver
+from .strategies import STRATEGIES, Context, Plan, Strategy, strategy
+from .tasks import TASKS, BaseTask, EpochBatches, Task, TaskData, batches, get_task, register
+
+__all__ = [
+    "STRATEGIES",
+    "TASKS",
+    "BaseTask",
+    "Context",
+    "Driver",
+    "EpochBatches",
+    "FeedbackDriver",
+    "Plan",
+    "ScheduleDriver",
+    "Strategy",
+    "Task",
+    "TaskData",
+    "TorchSchedulerDriver",
+    "batches",
+    "get_task",
+    "register",
+    "strategy",
+]
 
 # the task plugins register themselves (each imports its framework or simulator lazily)
-from . import keras_task, rl, sequences, text  # noqa: F401
+from . import keras_task, rl, sequences, text, transfer  # noqa: F401

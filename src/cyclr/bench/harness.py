@@ -13,40 +13,46 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-from .strategies import STRATEGIES, Context, Variant, get_strategies
-from .tasks import TASKS, Task, TaskData, get_task
-from .train import OPTIMIZERS
+from ._plugins import is_reference
+from .keras_runner import KerasRunner
+from .records import RunRecord, RunSpec, TaskInfo
+from .report import write_report
+from .report_plots import plot_tables
+from .rl import EpisodeRunner
+from .store import OutLock, RunStore, Store
+from .strategies import STRATEGIES, Context, Variant, framework_default_lr, get_strategies, strategy_from_reference
+from .tasks import OPTIMIZERS, TASKS, get_task, task_from_reference
+from .train import TorchRunner
 
-__all__ = ["BenchConfig", "BenchOutcome", "RunSpec", "execute", "plan_runs", "run_bench"]
+__all__ = [
+    "RUNNERS",
+    "BenchConfig",
+    "BenchOutcome",
+    "Engine",
+    "LocalEngine",
+    "RunSpec",
+    "execute",
+    "load_records",
+    "plan_runs",
+    "run_bench",
+    "runner_for",
+]
+
+#: the runners, by the name a task gives in ``Task.runner``
+RUNNERS: dict[str, Any] = {"torch": TorchRunner(), "keras": KerasRunner(), "rl": EpisodeRunner()}
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One run: everything that decides its numbers (and so its key in the store)."""
-
-    task: str
-    optimizer: str
-    strategy: str
-    variant: str
-    seed: int
-    epochs: int
-    batch_size: int
-    train_subset: int | None = None
-    lr: float | None = None
-
-    @property
-    def key(self) -> str:
-        subset = f" n={self.train_subset}" if self.train_subset else ""
-        return (
-            f"{self.task} {self.optimizer} {self.variant} seed={self.seed} "
-            f"epochs={self.epochs} bs={self.batch_size}{subset}"
-        )
+def runner_for(task: Any) -> Any:
+    """The runner that trains ``task``."""
+    if task.runner not in RUNNERS:
+        raise ValueError(f"task {task.name!r}: unknown runner {task.runner!r}; valid runners: {', '.join(RUNNERS)}.")
+    return RUNNERS[task.runner]
 
 
 @dataclass
@@ -67,7 +73,10 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         for name in self.tasks:
-            get_task(name) if name in TASKS else _bad("task", name, sorted(TASKS))
+            if is_reference(name):
+                task_from_reference(name)
+            elif name not in TASKS:
+                _bad("task", name, [*sorted(TASKS), "path/to/file.py:Class", "module:Class"])
         if self.strategies is not None:
             get_strategies(self.strategies)
         for opt in self.optimizers or ():
@@ -99,6 +108,12 @@ class BenchConfig:
         parts.append(f"--out {self.out}")
         return " ".join(parts) + (" --resume" if self.resume else "")
 
+    @property
+    def plugins(self) -> list[str]:
+        """The tasks and strategies given as ``file.py:Name`` / ``module:Name`` (a worker process
+        loads them before its first run)."""
+        return [n for n in [*self.tasks, *(self.strategies or [])] if is_reference(n)]
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"] = str(self.out)
@@ -114,10 +129,49 @@ def _positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
 
 
+def _rank(name: str) -> int:
+    names = list(dict.fromkeys(s.name for s in STRATEGIES.values()))
+    return names.index(name) if name in names else len(names)
+
+
+def describe(spec: RunSpec, task: Any, stored: dict[str, Any] | None = None) -> RunSpec:
+    """``spec`` with what the report shows filled in from the task and strategy registries:
+    label, family, framework-default flag, reference LR, rank and the task's facts. Fields
+    already set are kept; for a record ``stored`` by an earlier cyclr, the task's facts it holds
+    (metric, direction, target) are kept as stored and only the missing ones are filled in."""
+    strategy = STRATEGIES.get(spec.strategy)
+    family = spec.family or (strategy.family if strategy else "baseline" if spec.strategy == "constant" else "")
+    default = spec.framework_default
+    if spec.strategy == "constant" and spec.lr is not None and not spec.label:
+        default = f"constant lr={framework_default_lr(task.framework, spec.optimizer):.4g}" == spec.variant
+    label = spec.label or (
+        f"constant {spec.lr:.3g}" + (" (default)" if default else "")
+        if spec.strategy == "constant" and spec.lr is not None
+        else spec.strategy
+    )
+    info = spec.info or TaskInfo.of(task)
+    if stored is not None:
+        kept = {
+            f: stored[f]
+            for f in ("metric", "higher_is_better", "target", "domain", "step_unit")
+            if stored.get(f) is not None
+        }
+        info = replace(TaskInfo.of(task), **kept)
+    return replace(
+        spec,
+        label=label,
+        family=family,
+        framework_default=default,
+        reference_lr=spec.reference_lr if spec.reference_lr is not None else task.default_lr.get(spec.optimizer),
+        rank=spec.rank or _rank(spec.strategy),
+        info=info,
+    )
+
+
 def plan_runs(config: BenchConfig) -> list[RunSpec]:
     """Every run of the bench, without duplicates (a default LR that is also a grid point is one
-    run). Strategies a task's framework cannot run (the torch-only peer on a Keras task) are left
-    out. Ordered seed-major, so a bench stopped early has whole seeds."""
+    run). Strategies that cannot drive a task's runner (the torch-only peer on a Keras or RL
+    task) are left out. Ordered seed-major, so a bench stopped early has whole seeds."""
     specs: dict[str, RunSpec] = {}
     tasks = [get_task(name) for name in config.tasks]
     for seed in range(max(config.seeds or t.seeds for t in tasks)):
@@ -128,33 +182,55 @@ def plan_runs(config: BenchConfig) -> list[RunSpec]:
             strategies = get_strategies(config.strategies or (list(task.strategies) if task.strategies else None))
             for opt in config.optimizers or task.optimizers:
                 for strategy in strategies:
-                    if task.framework not in strategy.frameworks:
+                    if task.runner not in strategy.runners:
                         continue
                     for v in strategy.variants(task, opt):
                         spec = RunSpec(
-                            task.name, opt, v.strategy, v.key, seed, epochs, task.batch_size, config.train_subset, v.lr
+                            task.name,
+                            opt,
+                            strategy.name,
+                            v.key,
+                            seed,
+                            epochs,
+                            task.batch_size,
+                            config.train_subset,
+                            v.lr,
+                            label=(f"constant {v.lr:.3g}" + (" (default)" if v.framework_default else ""))
+                            if v.lr is not None and strategy.name == "constant"
+                            else v.label,
+                            family=strategy.family,
+                            framework_default=v.framework_default,
                         )
-                        specs.setdefault(spec.key, spec)
+                        specs.setdefault(spec.key, describe(spec, task))
     return list(specs.values())
 
 
 # ---------------------------------------------------------------------- one run (any process)
-_DATA: dict[tuple[str, int | None], tuple[Task, TaskData]] = {}
+_DATA: dict[tuple[str, int | None], tuple[Any, Any]] = {}
 
 
-def _task_data(name: str, subset: int | None, data_dir: str | None) -> tuple[Task, TaskData]:
+def _task_data(name: str, subset: int | None, data_dir: str | None) -> tuple[Any, Any]:
     if (name, subset) not in _DATA:
         task = get_task(name)
-        _DATA[(name, subset)] = (task, task.load(data_dir).subset(subset))
+        _DATA[(name, subset)] = (task, task.dataset(data_dir, subset))
     return _DATA[(name, subset)]
 
 
 def execute(spec: RunSpec, data_dir: str | None = None) -> dict[str, Any]:
-    """Run one spec and return its record (``status`` 'done' or 'failed' with the traceback)."""
-    record: dict[str, Any] = {**asdict(spec), "key": spec.key}
+    """Run one spec and return its record as plain data (``status`` 'done', or 'failed' with
+    the error and traceback)."""
+    record = RunRecord(spec, status="failed")
     t0 = time.perf_counter()
     try:
         task, data = _task_data(spec.task, spec.train_subset, data_dir)
+        record.spec = spec = describe(spec, task)
+        runner = runner_for(task)
+        strategy = STRATEGIES[spec.strategy]
+        if runner.name not in strategy.runners:
+            raise ValueError(
+                f"strategy {spec.strategy!r} cannot drive task {task.name!r} (its runner is {runner.name!r}; "
+                f"{spec.strategy!r} runs on: {', '.join(strategy.runners)})."
+            )
         ctx = Context(
             task,
             data,
@@ -163,39 +239,44 @@ def execute(spec: RunSpec, data_dir: str | None = None) -> dict[str, Any]:
             task.steps_per_epoch(data, spec.batch_size),
             spec.seed,
             spec.batch_size,
+            runner,
         )
-        plan = STRATEGIES[spec.strategy].build(ctx, Variant(spec.strategy, spec.variant, spec.variant, spec.lr))
-        result = task.run(
-            data, plan, optimizer=spec.optimizer, epochs=spec.epochs, seed=spec.seed, batch_size=spec.batch_size
-        )
-        record.update(
+        plan = strategy.build(ctx, Variant(spec.strategy, spec.variant, spec.variant, spec.lr))
+        result = runner.run(task, data, plan.driver, optimizer=spec.optimizer, epochs=spec.epochs, seed=spec.seed)
+        record = RunRecord(
+            spec,
             status="done",
-            result=result.to_dict(),
-            schedule=plan.schedule.to_config() if plan.schedule is not None else None,
-            momentum=list(plan.momentum) if plan.momentum else None,
-            peer_max_lr=plan.peer_max_lr,
+            result=result,
+            driver=plan.driver.to_config(),
             search_steps=plan.search_steps,
             search_seconds=plan.search_seconds,
             details=plan.details,
             steps_per_epoch=ctx.steps_per_epoch,
-            metric=task.metric,
-            higher_is_better=task.higher_is_better,
-            target=task.target,
-            domain=task.domain,
-            step_unit=task.step_unit,
             baselines=task.baselines(data),
         )
     except Exception as err:  # a failed run is stored as failed, rerun on --resume, and the bench goes on
-        record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
-    record["wall_seconds"] = time.perf_counter() - t0
-    record["threads"] = torch.get_num_threads()  # parallel workers run with fewer than the main process
-    return record
+        record.error = f"{type(err).__name__}: {err}"
+        record.traceback = traceback.format_exc()
+    record.wall_seconds = time.perf_counter() - t0
+    record.threads = torch.get_num_threads()  # parallel workers run with fewer than the main process
+    record.environment = _environment()
+    return record.to_dict()
+
+
+def load_records(store: RunStore, status: str | None = "done") -> list[RunRecord]:
+    """The stored runs as typed records, those stored by an earlier cyclr brought up to date
+    from the registries (labels, families, the task's facts); their numbers are kept as stored."""
+    out = []
+    for d in store.records(status):
+        record = RunRecord.from_dict(d)
+        if record.spec.task in TASKS and not record.spec.label:
+            record.spec = describe(record.spec, TASKS[record.spec.task](), d)
+        out.append(record)
+    return out
 
 
 def _environment() -> dict[str, Any]:
     import platform
-
-    import torch
 
     from .. import __version__
 
@@ -209,18 +290,21 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def _worker_init(threads: int, parent: int) -> None:
-    """Set-up of a parallel worker: its share of the cores; Ctrl-C left to the parent (which
-    stops the workers itself); and a watchdog that ends the worker when the parent dies, so a
-    ``kill -9`` of ``cyclr bench`` never leaves workers behind."""
+def _worker_init(threads: int, parent: int, plugins: Sequence[str] = ()) -> None:
+    """Set-up of a parallel worker: its share of the cores; the user's own tasks and strategies;
+    Ctrl-C left to the parent (which stops the workers itself); and a watchdog that ends the
+    worker when the parent dies, so a ``kill -9`` of ``cyclr bench`` never leaves workers behind."""
     import signal
     import threading
-
-    import torch
 
     torch.set_num_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for reference in plugins:
+        try:
+            task_from_reference(reference)
+        except ValueError:
+            strategy_from_reference(reference)
 
     def watch() -> None:
         while True:
@@ -231,10 +315,66 @@ def _worker_init(threads: int, parent: int) -> None:
     threading.Thread(target=watch, name="cyclr-parent-watch", daemon=True).start()
 
 
-# ---------------------------------------------------------------------- the bench
+# ---------------------------------------------------------------------- engines
 Listener = Callable[[str, Any], None]
+Finished = Callable[[dict[str, Any]], None]
 
 
+class Engine(Protocol):
+    """Runs specs and hands each record to ``finished`` as it completes (in the calling
+    process, which stores it at once). ``notify('start', spec)`` as a run starts. On Ctrl-C or an
+    error, stops its runs and re-raises; what ``finished`` already got is stored."""
+
+    def run(self, todo: list[RunSpec], data_dir: str | None, finished: Finished, notify: Listener) -> None: ...
+
+
+@dataclass
+class LocalEngine:
+    """This machine: runs one after another (``workers=1``) or in a pool of processes, each with
+    its share of the cores."""
+
+    workers: int = 1
+    plugins: Sequence[str] = ()
+
+    def run(self, todo: list[RunSpec], data_dir: str | None, finished: Finished, notify: Listener) -> None:
+        if self.workers == 1:
+            for spec in todo:
+                notify("start", spec)
+                finished(execute(spec, data_dir))
+            return
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        ctx = multiprocessing.get_context("spawn")
+        pool = cf.ProcessPoolExecutor(
+            self.workers,
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(threads, os.getpid(), tuple(self.plugins)),
+        )
+        try:
+            futures = {pool.submit(execute, spec, data_dir): spec for spec in todo}
+            for spec in todo[: self.workers]:
+                notify("start", spec)
+            started = self.workers
+            for future in cf.as_completed(futures):
+                finished(future.result())
+                if started < len(todo):
+                    notify("start", todo[started])
+                    started += 1
+        except BaseException:
+            # Ctrl-C or an error: stop the workers now (not after their current runs), keep what is stored
+            processes = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                proc.terminate()
+            for proc in processes:
+                proc.join(timeout=5)
+                if proc.is_alive():
+                    proc.kill()
+            raise
+        pool.shutdown(wait=True)
+
+
+# ---------------------------------------------------------------------- the bench
 @dataclass
 class BenchOutcome:
     """What a bench did: runs planned, skipped (already done), finished and failed, and the
@@ -248,40 +388,51 @@ class BenchOutcome:
     report: Path | None = None
 
 
-def run_bench(config: BenchConfig, listener: Listener | None = None) -> BenchOutcome:
+def open_store(config: BenchConfig) -> RunStore:
+    """The local SQLite store in ``--out``: the existing one on ``--resume``, else a fresh one
+    (an existing store is kept under a new name)."""
+    return Store(config.out) if config.resume else Store.fresh(config.out)[0]
+
+
+def run_bench(
+    config: BenchConfig,
+    listener: Listener | None = None,
+    *,
+    engine: Engine | None = None,
+    store: Callable[[BenchConfig], RunStore] = open_store,
+) -> BenchOutcome:
     """Run (or resume) a bench and write its report.
 
     ``listener(event, payload)`` hears ``('plan', (todo, skipped))``, ``('start', spec)`` and
-    ``('done', record)``. Ctrl-C stops it (parallel workers too, within a second); every run
-    finished so far is already stored. The ``--out`` folder is locked while the bench runs: a
-    second bench there is refused (:class:`~cyclr.bench.store.StoreError`).
+    ``('done', record)``. ``engine`` runs the specs (default: :class:`LocalEngine` with
+    ``config.workers``); ``store(config)`` opens where they are kept (default: SQLite in
+    ``--out``). Ctrl-C stops it (parallel workers too, within a second); every run finished so
+    far is already stored. The ``--out`` folder is locked while the bench runs: a second bench
+    there is refused (:class:`~cyclr.bench.store.StoreError`).
     """
-    from .report import write_report
-    from .store import OutLock, Store
-
     notify = listener or (lambda event, payload: None)
     specs = plan_runs(config)
     outcome = BenchOutcome(config.out, planned=len(specs))
     for name in config.tasks:  # load (download, pretrain) once, before the store or any worker
-        _task_data(name, config.train_subset, config.data_dir)  # a missing data set stops here
+        _task_data(get_task(name).name, config.train_subset, config.data_dir)  # a missing data set stops here
+    engine = engine or LocalEngine(config.workers, config.plugins)
     with OutLock(config.out):
-        store = Store(config.out) if config.resume else Store.fresh(config.out)[0]
-        with store:
-            store.set_meta("config", config.to_dict())
+        runs = store(config)
+        try:
+            runs.set_meta("config", config.to_dict())
             # a resumed bench may add tasks: the report covers the earlier plan and this one
-            earlier = list(store.meta("plan", [])) if config.resume else []
-            store.set_meta("plan", earlier + [s.key for s in specs if s.key not in set(earlier)])
-            commands = list(store.meta("commands", [])) if config.resume else []
-            store.set_meta("commands", [*commands, config.command_line()])
-            store.set_meta("environment", _environment())
-            done = store.done_keys()
+            earlier = list(runs.meta("plan", [])) if config.resume else []
+            runs.set_meta("plan", earlier + [s.key for s in specs if s.key not in set(earlier)])
+            commands = list(runs.meta("commands", [])) if config.resume else []
+            runs.set_meta("commands", [*commands, config.command_line()])
+            done = runs.done_keys()
             todo = [s for s in specs if s.key not in done]
             outcome.skipped = len(specs) - len(todo)
             notify("plan", (todo, outcome.skipped))
 
             def finished(record: dict[str, Any]) -> None:
                 record["workers"] = config.workers  # results may differ in the last bits with the thread count
-                store.put(record)
+                runs.put(record)
                 if record["status"] == "done":
                     outcome.done += 1
                 else:
@@ -289,44 +440,11 @@ def run_bench(config: BenchConfig, listener: Listener | None = None) -> BenchOut
                 notify("done", record)
 
             try:
-                if config.workers == 1:
-                    for spec in todo:
-                        notify("start", spec)
-                        finished(execute(spec, config.data_dir))
-                else:
-                    _run_parallel(config, todo, finished, notify)
+                engine.run(todo, config.data_dir, finished, notify)
             finally:
-                outcome.report = write_report(store, config.out)
+                outcome.report = write_report(
+                    load_records(runs, None), runs.meta("plan"), runs.meta("config", {}), config.out, plot_tables
+                )
+        finally:
+            runs.close()
     return outcome
-
-
-def _run_parallel(
-    config: BenchConfig, todo: list[RunSpec], finished: Callable[[dict[str, Any]], None], notify: Listener
-) -> None:
-    threads = max(1, (os.cpu_count() or 1) // config.workers)
-    ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(
-        config.workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
-    )
-    try:
-        futures = {pool.submit(execute, spec, config.data_dir): spec for spec in todo}
-        for spec in todo[: config.workers]:
-            notify("start", spec)
-        started = config.workers
-        for future in cf.as_completed(futures):
-            finished(future.result())
-            if started < len(todo):
-                notify("start", todo[started])
-                started += 1
-    except BaseException:
-        # Ctrl-C or an error: stop the workers now (not after their current runs), keep what is stored
-        processes = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in processes:
-            proc.terminate()
-        for proc in processes:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-        raise
-    pool.shutdown(wait=True)

@@ -12,18 +12,11 @@ initialisation and batch-norm constants, so the two frameworks start from equiva
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .tasks import MNIST, TaskData, register
-
-if TYPE_CHECKING:
-    from ..finder import RangeTestResult
-    from .strategies import Plan
-    from .train import RunResult
 
 __all__ = ["MNISTKeras"]
 
@@ -54,21 +47,6 @@ def _share_threads() -> None:
         pass
 
 
-class _SeededEpochs:
-    """Shuffled batches of arrays, one epoch per iteration, in an order fixed by ``seed`` (the
-    range test's data; the last partial batch is dropped)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
-        self.x, self.y, self.batch_size = x, y, batch_size
-        self.rng = np.random.default_rng(seed)
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        order = self.rng.permutation(len(self.x))
-        for i in range(0, len(self.x) - self.batch_size + 1, self.batch_size):
-            idx = order[i : i + self.batch_size]
-            yield self.x[idx], self.y[idx]
-
-
 @register
 class MNISTKeras(MNIST):
     """MNIST and the 3-block CNN in Keras 3 (TensorFlow by default, any backend); the same data,
@@ -77,6 +55,7 @@ class MNISTKeras(MNIST):
     name = "mnist-keras"
     description = "MNIST, 3-block CNN (14k parameters), Keras 3"
     framework = "keras"
+    runner = "keras"
 
     def __init__(self) -> None:
         # id(data) -> (data, its arrays); the data is kept so that its id cannot be reused
@@ -135,7 +114,8 @@ class MNISTKeras(MNIST):
             return ck.AdamW(learning_rate=learning_rate, beta_1=momentum or 0.9, weight_decay=1e-4, epsilon=1e-8)
         raise ValueError(f"unknown optimizer {name!r}; valid: sgd, adam.")
 
-    def _compiled(self, seed: int, optimizer: Any) -> Any:
+    def compiled(self, seed: int, optimizer: Any) -> Any:
+        """A fresh model of ``seed``, compiled with ``optimizer`` and the task's loss."""
         import keras
 
         model = self.keras_model(seed)
@@ -146,72 +126,3 @@ class MNISTKeras(MNIST):
         """Test accuracy of a Keras model."""
         logits = model.predict(x_test, batch_size=batch_size, verbose=0)
         return float(np.mean(np.argmax(logits, axis=1) == y_test))
-
-    # ------------------------------------------------------------------ framework hooks
-    def range_test(self, data: TaskData, optimizer: str, seed: int, batch_size: int | None = None) -> RangeTestResult:
-        """cyclr's Keras LR range test (fastai's defaults) on a fresh model of ``seed``, its
-        batches in an order fixed by ``seed``."""
-        from ..keras import lr_range_test
-
-        x, y, _, _ = self.arrays(data)
-        model = self._compiled(seed, self.keras_optimizer(optimizer, 1e-3))
-        batches = _SeededEpochs(x, y, batch_size or self.batch_size, seed)
-        return lr_range_test(model, batches, progress=False)
-
-    def run(self, data: TaskData, plan: Plan, *, optimizer: str, epochs: int, seed: int, batch_size: int) -> RunResult:
-        """Train one run under ``plan`` with ``model.fit``, evaluating like :func:`~.train.train`:
-        the same evaluation steps, mean training loss since the previous evaluation, divergence
-        check and LR/momentum trace. Batches: a fresh shuffle per epoch from ``seed``."""
-        from .. import keras as ck
-        from .train import RunResult, evaluation_steps
-
-        if plan.schedule is None:
-            raise ValueError(f"{self.name}: a Keras task runs cyclr schedules only (the peer recipe is torch-only).")
-        x, y, x_test, y_test = self.arrays(data)
-        per_epoch = self.steps_per_epoch(data, batch_size)
-        if per_epoch < 1:
-            raise ValueError(f"{self.name}: {data.n_train} training examples make no batch of {batch_size}.")
-        total = per_epoch * epochs
-        evals = self.evals_per_epoch
-        eval_at = evaluation_steps(per_epoch, epochs, evals)
-        stops = sorted(eval_at | {per_epoch * (e + 1) for e in range(epochs)})  # fit chunk ends
-        opt = self.keras_optimizer(optimizer, ck.Schedule(plan.schedule), plan.momentum)
-        model = self._compiled(seed, opt)
-        rng = np.random.default_rng(seed)
-        result = RunResult()
-        loss_sum, loss_steps = 0.0, 0
-        xe = ye = x  # this epoch's shuffled arrays
-        t0 = time.perf_counter()
-        step = 0
-        for stop in stops:
-            if step % per_epoch == 0:  # a new epoch: a fresh shuffle, the last partial batch dropped
-                order = rng.permutation(len(x))[: per_epoch * batch_size]
-                xe, ye = x[order], y[order]
-            a, b = (step % per_epoch) * batch_size, ((stop - 1) % per_epoch + 1) * batch_size
-            history = model.fit(xe[a:b], ye[a:b], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-            loss_sum += float(history.history["loss"][-1]) * (stop - step)
-            loss_steps += stop - step
-            step = stop
-            if step in eval_at or step == total:
-                mean = loss_sum / loss_steps
-                loss_sum, loss_steps = 0.0, 0
-                if not math.isfinite(mean):
-                    result.diverged = True
-                    break
-                if step not in eval_at:
-                    continue
-                metric = self.keras_evaluate(model, x_test, y_test)
-                if not result.record(step, metric, mean, time.perf_counter() - t0, self.reached(metric)):
-                    break
-        result.steps = step
-        result.seconds = time.perf_counter() - t0
-        # the trace: the schedules' values at about 200 update counts (what the optimizer used)
-        t = np.arange(0, step, max(1, total // 200))
-        result.trace_steps = [int(s) for s in t]
-        result.lrs = [float(v) for v in np.asarray(plan.schedule(t), dtype=float)]
-        if plan.momentum is None:
-            result.momenta = [0.9] * len(t)
-        else:
-            low, high = plan.momentum
-            result.momenta = [float(v) for v in np.asarray(plan.schedule.mirror(low, high)(t), dtype=float)]
-        return result

@@ -1,11 +1,12 @@
 """Reinforcement-learning tasks on Gymnasium's CartPole-v1: ``cartpole-dqn`` (DQN) and
 ``cartpole-pg`` (REINFORCE).
 
-RL has no data set: the agent makes its own experience, so :meth:`load` returns empty tensors
-and each task overrides :meth:`~.tasks.Task.run` and :meth:`~.tasks.Task.range_test`. The
-budget is counted in the task's ``step_unit`` (env steps for DQN, episodes for REINFORCE), and
-the schedule advances once per unit over the whole budget. The metric is the standard "solved"
-measure: the mean return of the last 100 completed training episodes, a missing episode
+RL has no data set: the agent makes its own experience. A task here is the problem (the
+environment, the network, the agent's update rule); :class:`EpisodeRunner` is the one loop that
+trains any of them under a run driver: per schedule step it asks the task's agent for one unit
+of interaction (an env step for DQN, an episode for REINFORCE) and its update's loss. The
+budget is counted in the task's ``step_unit``, and the schedule advances once per unit. The
+metric is the standard "solved" measure: the mean return of the last 100 completed training episodes, a missing episode
 counting as 0 until there are 100 (CartPole-v1 is solved at 475).
 
 Everything random is drawn from the run's seed (the initialisation, the environment, a NumPy
@@ -20,40 +21,28 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
-import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from .tasks import Task, TaskData, register
-from .train import RunResult
+from .driver import Driver
+from .recorder import Recorder, RunResult
+from .tasks import BaseTask, register
 
 if TYPE_CHECKING:
     from ..finder import RangeTestResult
-    from .strategies import Plan
 
-__all__ = ["CartPoleDQN", "CartPolePG", "RLRunResult", "RLTask", "last_mean"]
+__all__ = ["Agent", "CartPoleDQN", "CartPolePG", "EpisodeRunner", "RLTask", "last_mean"]
 
 
 def last_mean(returns: list[float], window: int = 100) -> float:
     """The mean return of the last ``window`` episodes, a missing episode counting as 0."""
     return float(sum(returns[-window:])) / window
-
-
-@dataclass
-class RLRunResult(RunResult):
-    """A :class:`~.train.RunResult` plus every training episode: its return and the schedule step
-    (env step or episode count) at which it ended."""
-
-    episode_returns: list[float] = field(default_factory=list)
-    episode_ends: list[int] = field(default_factory=list)
 
 
 class _NumpyMLP:
@@ -88,60 +77,65 @@ def _mlp(sizes: tuple[int, ...]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class _Loop:
-    """The bookkeeping both agents share: evaluation steps, LR trace, episode returns, mean loss
-    since the last evaluation, divergence."""
+class Agent(Protocol):
+    """One agent of an RL task, built for one run: :meth:`unit` plays one schedule step's worth
+    (an env step, an episode), updates the network if due and returns that update's loss (or
+    ``None``) and the returns of the episodes that ended."""
 
-    def __init__(self, task: RLTask, opt: torch.optim.Optimizer, total: int, epochs: int) -> None:
-        from .train import evaluation_steps
+    def unit(self, step: int) -> tuple[torch.Tensor | None, list[float]]: ...
 
-        self.task, self.opt, self.total = task, opt, total
-        per_epoch = total // epochs
-        self.eval_at = evaluation_steps(per_epoch, epochs, task.evals_per_epoch)
-        self.trace_every = max(1, total // 200)
-        self.top = max(range(len(opt.param_groups)), key=lambda i: float(opt.param_groups[i]["lr"]))
-        self.result = RLRunResult()
-        self.losses: list[torch.Tensor] = []
-        self.t0 = time.perf_counter()
-
-    def trace(self, step: int) -> None:
-        """Before schedule step ``step`` (0-based): log the LR and momentum now in effect."""
-        if step % self.trace_every == 0:
-            self.result.trace(step, self.opt, self.top)
-
-    def episode(self, step: int, ret: float) -> None:
-        self.result.episode_returns.append(ret)
-        self.result.episode_ends.append(step)
-
-    def done(self, step: int) -> bool:
-        """After ``step`` schedule steps: evaluate if due; True when the run must stop."""
-        if step not in self.eval_at and step != self.total:
-            return False
-        mean = float(torch.stack(self.losses).mean()) if self.losses else math.nan  # NaN: no update yet
-        trained = bool(self.losses)
-        self.losses.clear()
-        if trained and not math.isfinite(mean):
-            self.result.diverged = True
-            return True
-        if step in self.eval_at:
-            metric = last_mean(self.result.episode_returns, self.task.window)
-            self.result.record(step, metric, mean, time.perf_counter() - self.t0, self.task.reached(metric))
-        return False
-
-    def loss(self, value: torch.Tensor) -> None:
-        self.losses.append(value.detach())
-
-    def finish(self, step: int) -> RLRunResult:
-        self.result.steps = step
-        self.result.seconds = time.perf_counter() - self.t0
-        return self.result
+    def close(self) -> None: ...
 
 
-class RLTask(Task):
+class EpisodeRunner:
+    """The RL loop: the task's agent, a run driver and the shared recorder. The metric is the
+    task's score of the training episodes so far (evaluated at the recorder's steps)."""
+
+    name: ClassVar[str] = "rl"
+
+    def run(self, task: Any, data: Any, driver: Driver, *, optimizer: str, epochs: int, seed: int) -> RunResult:
+        torch.manual_seed(seed)
+        model = task.model()
+        opt = task.make_optimizer(optimizer, task.param_groups(model), driver.initial_lr)
+        driver.attach(opt)
+        rec = Recorder(
+            driver, per_epoch=task.per_epoch, epochs=epochs, evals_per_epoch=task.evals_per_epoch, reached=task.reached
+        )
+        agent = task.agent(model, opt, seed)
+        step = 0
+        try:
+            with warnings.catch_warnings():  # an agent may step the schedule before its first update
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                for step in range(1, rec.total + 1):
+                    rec.before(step - 1)
+                    loss, returns = agent.unit(step - 1)
+                    for ret in returns:
+                        rec.episode(step, ret)
+                    if loss is not None:
+                        driver.observe(loss.detach())
+                        rec.loss(loss)
+                    driver.step()
+                    if rec.after(step, lambda: task.score(rec.result.episode_returns)):
+                        break
+        finally:
+            agent.close()
+        return rec.finish(step)
+
+    def range_test(self, task: Any, data: Any, optimizer: str, seed: int, **options: Any) -> RangeTestResult:
+        """The task's own range test (RL has no data set: each task defines what it sweeps on)."""
+        result: RangeTestResult = task.range_test(optimizer, seed, **options)
+        return result
+
+
+class RLTask(BaseTask):
     """A CartPole-v1 task: the shared settings, the empty data and the budget in ``step_unit``."""
 
     domain = "rl"
+    runner = "rl"
     metric = "mean return (last 100 episodes)"
+    units = "reward per episode, at most 500"
+    tracked_on = "training episodes"
+    batch_size: ClassVar[int | None] = None
     higher_is_better = True
     target = 475.0
     optimizers = ("adam",)
@@ -156,28 +150,28 @@ class RLTask(Task):
     #: the budget of one "epoch", in ``step_unit``
     per_epoch: ClassVar[int] = 1000
 
-    def load(self, data_dir: str | Path | None = None) -> TaskData:
-        """No data set: empty tensors (the agent collects its own experience)."""
-        empty = torch.empty(0)
-        return TaskData(empty, empty, empty, empty)
+    def load(self, data_dir: str | Path | None = None) -> None:
+        """No data set: the agent collects its own experience."""
+        return None
 
-    def steps_per_epoch(self, data: TaskData, batch_size: int | None = None) -> int:
+    def steps_per_epoch(self, data: Any, batch_size: int | None = None) -> int:
         return self.per_epoch
 
-    def evaluate(self, model: nn.Module, data: TaskData, batch_size: int = 256) -> float:
-        raise NotImplementedError(f"{self.name}: the metric comes from the training episodes (see run()).")
+    @property
+    def metric_label(self) -> str:
+        return f"mean return of the last {self.window} training episodes"
+
+    def score(self, returns: list[float]) -> float:
+        """The metric: the mean return of the last ``window`` training episodes."""
+        return last_mean(returns, self.window)
+
+    def agent(self, model: nn.Module, opt: torch.optim.Optimizer, seed: int) -> Agent:
+        raise NotImplementedError
 
     def make_env(self) -> Any:
         import gymnasium as gym
 
         return gym.make(self.env_id)
-
-    def _check_plan(self, plan: Plan) -> None:
-        if plan.peer_max_lr is not None or plan.schedule is None:
-            raise ValueError(
-                f"{self.name}: an RL task runs cyclr schedules only; the 'peer' strategy (torch-lr-finder) "
-                "needs a data set, which RL does not have."
-            )
 
 
 # ============================================================================ DQN
@@ -228,81 +222,19 @@ class CartPoleDQN(RLTask):
             y = rew + self.gamma * (1.0 - term) * target(nxt).max(1).values
         return nn.functional.smooth_l1_loss(q_sa, y)
 
-    def run(self, data: TaskData, plan: Plan, *, optimizer: str, epochs: int, seed: int, batch_size: int) -> RunResult:
-        """Train a DQN agent for ``epochs * per_epoch`` env steps under ``plan``."""
-        from ..torch import Scheduler
-        from .train import make_optimizer
+    def agent(self, model: nn.Module, opt: torch.optim.Optimizer, seed: int) -> Agent:
+        return _DQNAgent(self, model, opt, seed)
 
-        self._check_plan(plan)
-        assert plan.schedule is not None
-        torch.manual_seed(seed)
-        q = self.model()
-        target = copy.deepcopy(q).requires_grad_(False)
-        opt = make_optimizer(optimizer, self.param_groups(q), float(plan.schedule(0)))
-        sched = Scheduler(opt, plan.schedule, momentum=plan.momentum, past_end="hold")
-        params = [p for g in opt.param_groups for p in g["params"]]
-        act = _NumpyMLP(q)
-        env = self.make_env()
-        rng = np.random.default_rng(seed)
-        gen = torch.Generator().manual_seed(seed)
-        cap = self.buffer_size
-        b_obs, b_next = torch.zeros(cap, self.obs_dim), torch.zeros(cap, self.obs_dim)
-        b_act = torch.zeros(cap, 1, dtype=torch.int64)
-        b_rew, b_term = torch.zeros(cap), torch.zeros(cap)
-        n_obs, n_next, n_act, n_rew, n_term = (t.numpy() for t in (b_obs, b_next, b_act, b_rew, b_term))
-        total = epochs * self.per_epoch
-        loop = _Loop(self, opt, total, epochs)
-        obs, _ = env.reset(seed=seed)
-        ret, size, step = 0.0, 0, 0
-        with warnings.catch_warnings():  # no update before learning_starts: torch's order warning is moot
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-            for step in range(total):
-                loop.trace(step)
-                if rng.random() < self.epsilon(step):
-                    a = int(rng.integers(self.n_actions))
-                else:
-                    a = int(np.argmax(act(obs)))
-                nxt, r, terminated, truncated, _ = env.step(a)
-                i = step % cap
-                n_obs[i], n_next[i], n_act[i, 0], n_rew[i], n_term[i] = obs, nxt, a, r, float(terminated)
-                size = min(size + 1, cap)
-                ret += float(r)
-                if terminated or truncated:
-                    loop.episode(step + 1, ret)
-                    obs, _ = env.reset()
-                    ret = 0.0
-                else:
-                    obs = nxt
-                if (step + 1) % self.target_update_interval == 0:
-                    target.load_state_dict(q.state_dict())
-                if step + 1 > self.learning_starts and (step + 1) % self.train_freq == 0:
-                    for _ in range(self.gradient_steps):
-                        idx = torch.randint(size, (batch_size,), generator=gen)
-                        loss = self.td_loss(q, target, (b_obs[idx], b_act[idx], b_rew[idx], b_next[idx], b_term[idx]))
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()  # type: ignore[no-untyped-call]
-                        nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-                        opt.step()
-                        loop.loss(loss)
-                sched.step()
-                if loop.done(step + 1):
-                    break
-            else:
-                step = total - 1
-        env.close()
-        return loop.finish(step + 1)
-
-    def range_test(self, data: TaskData, optimizer: str, seed: int, batch_size: int | None = None) -> RangeTestResult:
+    def range_test(self, optimizer: str, seed: int, **options: Any) -> RangeTestResult:
         """The LR range test on a supervised proxy: the TD (Huber) loss of a fresh Q-network of
         ``seed`` on transitions of a seeded random policy, against a frozen copy of the initial
         network as the target (fastai's defaults: 1e-7 to 10 over 100 steps)."""
         from ..finder._torch import lr_range_test
-        from .train import make_optimizer
 
         torch.manual_seed(seed)
         q = self.model()
         frozen = copy.deepcopy(q).requires_grad_(False)
-        opt = make_optimizer(optimizer, self.param_groups(q), 1e-3)
+        opt = self.make_optimizer(optimizer, self.param_groups(q), 1e-3)
         env = self.make_env()
         rng = np.random.default_rng(seed)
         n = self.range_test_transitions
@@ -326,7 +258,7 @@ class CartPoleDQN(RLTask):
             torch.tensor(term_l, dtype=torch.float32),
         )
         gen = torch.Generator().manual_seed(seed)
-        bs = batch_size or self.batch_size
+        bs = int(self.batch_size or 64)
 
         def batches() -> Iterator[tuple[torch.Tensor, ...]]:
             while True:
@@ -336,7 +268,69 @@ class CartPoleDQN(RLTask):
         def step_fn(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
             return self.td_loss(model, frozen, batch)
 
-        return lr_range_test(q, opt, None, batches(), step_fn=step_fn, progress=False)
+        return lr_range_test(q, opt, None, batches(), step_fn=step_fn, **{"progress": False, **options})
+
+
+class _DQNAgent:
+    """One DQN run's agent: the replay buffer, the target network and epsilon-greedy acting."""
+
+    def __init__(self, task: CartPoleDQN, q: nn.Module, opt: torch.optim.Optimizer, seed: int) -> None:
+        self.task, self.q, self.opt = task, q, opt
+        self.target = copy.deepcopy(q).requires_grad_(False)
+        self.params = [p for g in opt.param_groups for p in g["params"]]
+        self.act = _NumpyMLP(q)
+        self.env = task.make_env()
+        self.rng = np.random.default_rng(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        cap = self.cap = task.buffer_size
+        self.buf = (
+            torch.zeros(cap, task.obs_dim),
+            torch.zeros(cap, 1, dtype=torch.int64),
+            torch.zeros(cap),
+            torch.zeros(cap, task.obs_dim),
+            torch.zeros(cap),
+        )
+        self.views = [t.numpy() for t in self.buf]
+        self.obs, _ = self.env.reset(seed=seed)
+        self.ret, self.size = 0.0, 0
+
+    def unit(self, step: int) -> tuple[torch.Tensor | None, list[float]]:
+        """One env step (0-based ``step``), then an update when due."""
+        t = self.task
+        if self.rng.random() < t.epsilon(step):
+            a = int(self.rng.integers(t.n_actions))
+        else:
+            a = int(np.argmax(self.act(self.obs)))
+        nxt, r, terminated, truncated, _ = self.env.step(a)
+        i = step % self.cap
+        v_obs, v_act, v_rew, v_next, v_term = self.views
+        v_obs[i], v_next[i], v_act[i, 0], v_rew[i], v_term[i] = self.obs, nxt, a, r, float(terminated)
+        self.size = min(self.size + 1, self.cap)
+        self.ret += float(r)
+        ended: list[float] = []
+        if terminated or truncated:
+            ended.append(self.ret)
+            self.obs, _ = self.env.reset()
+            self.ret = 0.0
+        else:
+            self.obs = nxt
+        if (step + 1) % t.target_update_interval == 0:
+            self.target.load_state_dict(self.q.state_dict())
+        if step + 1 <= t.learning_starts or (step + 1) % t.train_freq:
+            return None, ended
+        losses = []
+        for _ in range(t.gradient_steps):
+            idx = torch.randint(self.size, (int(t.batch_size or 64),), generator=self.gen)
+            loss = t.td_loss(self.q, self.target, tuple(b[idx] for b in self.buf))  # type: ignore[arg-type]
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            nn.utils.clip_grad_norm_(self.params, t.max_grad_norm)
+            self.opt.step()
+            losses.append(loss.detach())
+        return torch.stack(losses).mean(), ended
+
+    def close(self) -> None:
+        self.env.close()
 
 
 # ============================================================================ REINFORCE
@@ -352,7 +346,6 @@ class CartPolePG(RLTask):
     epochs = 10
     per_epoch = 200
     evals_per_epoch = 10
-    batch_size = 1  # one episode per update
     #: the example's 1e-2 is at the edge of stability without its dropout (2 of 3 seeds collapsed);
     #: 3e-3 solved every seed tried, so the grid 1e-3 / 3e-3 / 1e-2 brackets it
     default_lr = {"sgd": 1e-3, "adam": 3e-3}
@@ -397,49 +390,17 @@ class CartPolePG(RLTask):
         logp = torch.log_softmax(model(torch.from_numpy(obs)), 1).gather(1, torch.from_numpy(actions)[:, None])
         return -(logp.squeeze(1) * returns).sum()
 
-    def run(self, data: TaskData, plan: Plan, *, optimizer: str, epochs: int, seed: int, batch_size: int) -> RunResult:
-        """Train a REINFORCE agent for ``epochs * per_epoch`` episodes under ``plan``."""
-        from ..torch import Scheduler
-        from .train import make_optimizer
+    def agent(self, model: nn.Module, opt: torch.optim.Optimizer, seed: int) -> Agent:
+        return _PGAgent(self, model, opt, seed)
 
-        self._check_plan(plan)
-        assert plan.schedule is not None
-        torch.manual_seed(seed)
-        policy = self.model()
-        opt = make_optimizer(optimizer, self.param_groups(policy), float(plan.schedule(0)))
-        sched = Scheduler(opt, plan.schedule, momentum=plan.momentum, past_end="hold")
-        act = _NumpyMLP(policy)
-        env = self.make_env()
-        rng = np.random.default_rng(seed)
-        total = epochs * self.per_epoch
-        loop = _Loop(self, opt, total, epochs)
-        episode = 0
-        for episode in range(total):
-            loop.trace(episode)
-            ep = self.play(env, act, rng, seed if episode == 0 else None)
-            loop.episode(episode + 1, float(ep[2].sum()))
-            loss = self.surrogate(policy, ep)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
-            sched.step()
-            loop.loss(loss)
-            if loop.done(episode + 1):
-                break
-        else:
-            episode = total - 1
-        env.close()
-        return loop.finish(episode + 1)
-
-    def range_test(self, data: TaskData, optimizer: str, seed: int, batch_size: int | None = None) -> RangeTestResult:
+    def range_test(self, optimizer: str, seed: int, **options: Any) -> RangeTestResult:
         """The LR range test on the real objective: each step plays one episode with the current
         policy; its gradient is REINFORCE's, its value the shortfall ``1 - return / 500``."""
         from ..finder._torch import lr_range_test
-        from .train import make_optimizer
 
         torch.manual_seed(seed)
         policy = self.model()
-        opt = make_optimizer(optimizer, self.param_groups(policy), 1e-3)
+        opt = self.make_optimizer(optimizer, self.param_groups(policy), 1e-3)
         act = _NumpyMLP(policy)
         env = self.make_env()
         rng = np.random.default_rng(seed)
@@ -457,17 +418,29 @@ class CartPolePG(RLTask):
             return loss - loss.detach() + shortfall
 
         start, end = self.range_test_lrs
+        settings = {"start_lr": start, "end_lr": end, "num_steps": self.range_test_steps, "progress": False}
         try:
-            return lr_range_test(
-                policy,
-                opt,
-                None,
-                itertools.repeat(None),
-                step_fn=step_fn,
-                start_lr=start,
-                end_lr=end,
-                num_steps=self.range_test_steps,
-                progress=False,
-            )
+            return lr_range_test(policy, opt, None, itertools.repeat(None), step_fn=step_fn, **{**settings, **options})
         finally:
             env.close()
+
+
+class _PGAgent:
+    """One REINFORCE run's agent: an episode per schedule step, one update per episode."""
+
+    def __init__(self, task: CartPolePG, policy: nn.Module, opt: torch.optim.Optimizer, seed: int) -> None:
+        self.task, self.policy, self.opt, self.seed = task, policy, opt, seed
+        self.act = _NumpyMLP(policy)
+        self.env = task.make_env()
+        self.rng = np.random.default_rng(seed)
+
+    def unit(self, step: int) -> tuple[torch.Tensor | None, list[float]]:
+        ep = self.task.play(self.env, self.act, self.rng, self.seed if step == 0 else None)
+        loss = self.task.surrogate(self.policy, ep)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        self.opt.step()
+        return loss.detach(), [float(ep[2].sum())]
+
+    def close(self) -> None:
+        self.env.close()

@@ -56,6 +56,7 @@ class SeriesTask(Task):
     domain = "sequences"
     strategies = CORE_STRATEGIES
     metric = "rmse"
+    tracked_on = "validation"
     higher_is_better = False
     evals_per_epoch = 1
     default_lr = {"sgd": 0.05, "adam": 3e-3}
@@ -169,6 +170,7 @@ class SunspotsLSTM(SeriesTask):
     name = "sunspots-lstm"
     description = "monthly sunspots, 120 months -> next 12, LSTM(32); RMSE"
     series = "sunspots"
+    units = "monthly mean sunspot number"
     window = 120
     season = 132  # the ~11-year solar cycle
     batch_size = 32
@@ -195,6 +197,7 @@ class AirlineLSTM(SeriesTask):
     name = "airline-lstm"
     description = "airline passengers, 24 months -> next 12 (seasonal log differences), LSTM(32); RMSE"
     series = "airline_passengers"
+    units = "thousands of passengers"
     window = 24
     season = 12
     transform = "log-seasonal"

@@ -1,5 +1,10 @@
-"""Where ``cyclr bench`` keeps its runs: one SQLite file in ``--out``, one row per finished run,
-committed the moment it finishes (a crash or ``kill -9`` loses only the runs still in flight)."""
+"""Where ``cyclr bench`` keeps its runs.
+
+:class:`RunStore` is the interface the harness uses; :class:`Store` is the local implementation:
+one SQLite file in ``--out``, one row per finished run, committed the moment it finishes (a
+crash or ``kill -9`` loses only the runs still in flight). Records are plain JSON data
+(:meth:`~.records.RunRecord.to_dict`), never pickles.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,31 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["OutLock", "Store", "StoreError"]
+__all__ = ["OutLock", "RunStore", "Store", "StoreError"]
 
 
 class StoreError(ValueError):
     """A run store that cannot be used: corrupt, not cyclr's, or in use by another bench."""
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """What a bench needs of a store. Every method commits before it returns (a killed bench
+    keeps every run it stored); ``put`` of a key already stored replaces it (a rerun failure)."""
+
+    def put(self, record: dict[str, Any]) -> None: ...
+
+    def done_keys(self) -> set[str]: ...
+
+    def records(self, status: str | None = "done") -> Iterator[dict[str, Any]]: ...
+
+    def set_meta(self, name: str, value: Any) -> None: ...
+
+    def meta(self, name: str, default: Any = None) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class OutLock:

@@ -43,16 +43,40 @@ from ..schedules import (
     Triangular2,
     Warmup,
 )
+from ._plugins import is_reference, load_object
+from .driver import Driver, ScheduleDriver, TorchSchedulerDriver
 
-__all__ = ["STRATEGIES", "Context", "Plan", "Strategy", "framework_default_lr", "get_strategies", "warmup_cosine"]
+__all__ = [
+    "FAMILIES",
+    "STRATEGIES",
+    "Context",
+    "Plan",
+    "Strategy",
+    "Variant",
+    "framework_default_lr",
+    "get_strategies",
+    "one_cycle_lr",
+    "strategy",
+    "strategy_from_reference",
+    "warmup_cosine",
+]
 
 HALF_DECADE = math.sqrt(10.0)
 GRID = (1 / HALF_DECADE, 1.0, HALF_DECADE)
 
 
+#: what a strategy is, for the report and the CLI: the constant-LR baselines, the decays
+#: practitioners use, the cyclical family, LR finders, feedback-driven (adaptive) drivers and
+#: the peers' own recipes
+FAMILIES = ("baseline", "decay", "cyclical", "finder", "adaptive", "peer")
+#: every runner (a strategy names those it can drive)
+ALL_RUNNERS = ("torch", "keras", "rl")
+
+
 @dataclass
 class Context:
-    """What a strategy may look at: the task, its data, the optimizer and the run's budget."""
+    """What a strategy may look at: the task, its data, the optimizer, the run's budget and the
+    runner that will train it (its range test)."""
 
     task: Any
     data: Any
@@ -60,7 +84,8 @@ class Context:
     epochs: int
     steps_per_epoch: int
     seed: int
-    batch_size: int
+    batch_size: int | None = None
+    runner: Any = None
 
     @property
     def total_steps(self) -> int:
@@ -73,45 +98,103 @@ class Context:
 
 @dataclass
 class Plan:
-    """One run's LR plan: a cyclr schedule (+ momentum), or torch's OneCycleLR at ``peer_max_lr``.
-    ``search_steps``/``search_seconds`` are what choosing it cost (range tests)."""
+    """One run's driver, and what choosing it cost (``search_steps``/``search_seconds`` of a
+    range test); ``details`` is plain data the report may show (a range-test curve)."""
 
-    schedule: Schedule | None = None
-    momentum: tuple[float, float] | None = None
-    peer_max_lr: float | None = None
+    driver: Driver
     search_steps: int = 0
     search_seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def schedule(self) -> Schedule | None:
+        """The cyclr schedule, for a :class:`ScheduleDriver` (else ``None``)."""
+        return self.driver.schedule if isinstance(self.driver, ScheduleDriver) else None
+
+    @property
+    def momentum(self) -> tuple[float, float] | None:
+        return self.driver.momentum if isinstance(self.driver, ScheduleDriver) else None
 
 
 @dataclass(frozen=True)
 class Variant:
     """One runnable setting of a strategy: ``label`` is shown, ``key`` identifies the run (two
-    labels with the same key, such as a default LR that is also a grid point, share one run)."""
+    labels with the same key, such as a default LR that is also a grid point, share one run);
+    ``framework_default``: the LR is the framework's own default."""
 
     strategy: str
     label: str
     key: str
     lr: float | None = None
+    framework_default: bool = False
 
 
 Builder = Callable[[Context, Variant], Plan]
+Variants = Callable[[Any, str], list[Variant]]
 
 
 @dataclass(frozen=True)
 class Strategy:
+    """A named way to drive a run. ``family`` is one of :data:`FAMILIES`; ``runners`` the
+    runners it can drive; ``variants(task, optimizer)`` its settings (one by default)."""
+
     name: str
     description: str
     build: Builder
-    frameworks: tuple[str, ...] = ("torch", "keras")
+    family: str = "cyclical"
+    runners: tuple[str, ...] = ALL_RUNNERS
+    variants_of: Variants | None = None
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(
+                f"strategy {self.name!r}: family must be one of {', '.join(FAMILIES)}; got {self.family!r}."
+            )
 
     def variants(self, task: Any, optimizer: str) -> list[Variant]:
-        if self.name != "constant":
-            return [Variant(self.name, self.name, self.name)]
-        lr = float(task.default_lr[optimizer])
-        default = framework_default_lr(task.framework, optimizer)
-        points = [("default", default)] + [(f"lr={lr * g:.3g}", lr * g) for g in GRID]
-        return [Variant("constant", label, f"constant lr={value:.4g}", value) for label, value in points]
+        if self.variants_of is not None:
+            return self.variants_of(task, optimizer)
+        return [Variant(self.name, self.name, self.name)]
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def strategy(
+    name: str | None = None,
+    *,
+    family: str,
+    description: str = "",
+    runners: tuple[str, ...] = ALL_RUNNERS,
+    variants: Variants | None = None,
+) -> Callable[[Builder], Builder]:
+    """Register a strategy: decorate its ``build(context, variant) -> Plan`` function::
+
+    @cyclr.bench.strategy(family="adaptive", description="halves the LR when the loss rises")
+    def halving(c, v):
+        return Plan(MyDriver(c.lr))
+    """
+
+    def register(build: Builder) -> Builder:
+        label = name or build.__name__.lstrip("_")
+        doc = description or (build.__doc__ or "").strip().split("\n")[0]
+        STRATEGIES[label] = Strategy(label, doc, build, family, tuple(runners), variants)
+        build.strategy = STRATEGIES[label]  # type: ignore[attr-defined]
+        return build
+
+    return register
+
+
+def _constant_variants(task: Any, optimizer: str) -> list[Variant]:
+    """The framework's default LR and the grid ``lr * 10**{-1/2, 0, 1/2}``."""
+    lr = float(task.default_lr[optimizer])
+    default = framework_default_lr(task.framework, optimizer)
+    points = [("default", default)] + [(f"lr={lr * g:.3g}", lr * g) for g in GRID]
+    out: dict[str, Variant] = {}
+    for label, value in points:
+        key = f"constant lr={value:.4g}"
+        out.setdefault(key, Variant("constant", label, key, value, label == "default"))
+    return list(out.values())
 
 
 def framework_default_lr(framework: str, optimizer: str) -> float:
@@ -133,26 +216,8 @@ def _range(c: Context) -> tuple[float, float]:
     return c.lr / HALF_DECADE, c.lr * HALF_DECADE
 
 
-def _constant(c: Context, v: Variant) -> Plan:
-    assert v.lr is not None
-    return Plan(Constant(v.lr))
-
-
-def _step(c: Context, v: Variant) -> Plan:
-    t = c.total_steps
-    return Plan(MultiStep(c.lr, milestones=(max(1, t // 2), max(2, (3 * t) // 4)), gamma=0.1))
-
-
-def _exponential(c: Context, v: Variant) -> Plan:
-    return Plan(Exponential(c.lr, gamma=0.01 ** (1 / max(c.total_steps - 1, 1))))
-
-
-def _cosine(c: Context, v: Variant) -> Plan:
-    return Plan(Cosine(c.lr, total_steps=c.total_steps))
-
-
-def _warmup_cosine(c: Context, v: Variant) -> Plan:
-    return Plan(warmup_cosine(c.lr, c.total_steps))
+def _plan(schedule: Schedule, momentum: tuple[float, float] | None = None) -> Plan:
+    return Plan(ScheduleDriver(schedule, momentum))
 
 
 def warmup_cosine(lr: float, total_steps: int, warmup: float = 0.05, floor: float = 0.1) -> Schedule:
@@ -162,31 +227,66 @@ def warmup_cosine(lr: float, total_steps: int, warmup: float = 0.05, floor: floa
     return Warmup(Cosine(lr, max(1, total_steps - w), min_lr=floor * lr), steps=w, start_lr=lr / (w + 1))
 
 
-def _sgdr(c: Context, v: Variant) -> Plan:
-    return Plan(SGDR(c.lr, period=c.total_steps / 7, period_mult=2.0))
+@strategy(
+    family="baseline", description="framework default LR, and the best of a 3-point grid", variants=_constant_variants
+)
+def constant(c: Context, v: Variant) -> Plan:
+    assert v.lr is not None
+    return _plan(Constant(v.lr))
 
 
-def _triangular(c: Context, v: Variant) -> Plan:
+@strategy(family="decay", description="step decay: /10 at 50% and 75%")
+def step(c: Context, v: Variant) -> Plan:
+    t = c.total_steps
+    return _plan(MultiStep(c.lr, milestones=(max(1, t // 2), max(2, (3 * t) // 4)), gamma=0.1))
+
+
+@strategy(family="decay", description="exponential decay to lr/100")
+def exponential(c: Context, v: Variant) -> Plan:
+    return _plan(Exponential(c.lr, gamma=0.01 ** (1 / max(c.total_steps - 1, 1))))
+
+
+@strategy(family="decay", description="cosine annealing to 0")
+def cosine(c: Context, v: Variant) -> Plan:
+    return _plan(Cosine(c.lr, total_steps=c.total_steps))
+
+
+@strategy("warmup_cosine", family="decay", description="nanoGPT: 5% linear warm-up, cosine to lr/10")
+def _warmup_cosine(c: Context, v: Variant) -> Plan:
+    return _plan(warmup_cosine(c.lr, c.total_steps))
+
+
+@strategy(family="cyclical", description="cosine warm restarts, period x2")
+def sgdr(c: Context, v: Variant) -> Plan:
+    return _plan(SGDR(c.lr, period=c.total_steps / 7, period_mult=2.0))
+
+
+@strategy(family="cyclical", description="CLR triangular, 2 cycles")
+def triangular(c: Context, v: Variant) -> Plan:
     lo, hi = _range(c)
-    return Plan(Triangular(lo, hi, step_size=c.total_steps / 4))
+    return _plan(Triangular(lo, hi, step_size=c.total_steps / 4))
 
 
-def _triangular2(c: Context, v: Variant) -> Plan:
+@strategy(family="cyclical", description="CLR triangular2, 3 halving cycles")
+def triangular2(c: Context, v: Variant) -> Plan:
     lo, hi = _range(c)
-    return Plan(Triangular2(lo, hi, step_size=c.total_steps / 6))
+    return _plan(Triangular2(lo, hi, step_size=c.total_steps / 6))
 
 
-def _sine(c: Context, v: Variant) -> Plan:
+@strategy(family="cyclical", description="the seed's sine mode, 3 cycles, gamma 0.95")
+def sine(c: Context, v: Variant) -> Plan:
     lo, hi = _range(c)
-    return Plan(Cyclic(lo, hi, step_size=c.total_steps / 6, shape="sine", decay=0.95))
+    return _plan(Cyclic(lo, hi, step_size=c.total_steps / 6, shape="sine", decay=0.95))
 
 
-def _one_cycle(c: Context, v: Variant) -> Plan:
-    return Plan(OneCycle(max_lr=_range(c)[1], total_steps=c.total_steps), momentum=(0.85, 0.95))
+@strategy(family="cyclical", description="one-cycle, torch defaults, max_lr at the grid top")
+def one_cycle(c: Context, v: Variant) -> Plan:
+    return _plan(OneCycle(max_lr=_range(c)[1], total_steps=c.total_steps), momentum=(0.85, 0.95))
 
 
-def _auto(c: Context, v: Variant) -> Plan:
-    result = c.task.range_test(c.data, c.optimizer, c.seed, c.batch_size)
+@strategy(family="finder", description="cyclr range test -> one-cycle (its cost counted)")
+def auto(c: Context, v: Variant) -> Plan:
+    result = c.runner.range_test(c.task, c.data, c.optimizer, c.seed)
     schedule = result.schedule("one_cycle", c.steps_per_epoch, c.epochs)
     details = {
         "suggestion": result.suggestion,
@@ -195,15 +295,35 @@ def _auto(c: Context, v: Variant) -> Plan:
         "curve": {"lrs": [float(x) for x in result.lrs], "losses": [float(x) for x in result.losses]},
     }
     return Plan(
-        schedule, momentum=result.momentum, search_steps=result.steps, search_seconds=result.seconds, details=details
+        ScheduleDriver(schedule, result.momentum),
+        search_steps=result.steps,
+        search_seconds=result.seconds,
+        details=details,
     )
 
 
-def _peer(c: Context, v: Variant) -> Plan:
+def one_cycle_lr(max_lr: float, total_steps: int) -> TorchSchedulerDriver:
+    """torch's own ``OneCycleLR`` (its defaults) peaking at ``max_lr`` in the fastest param group,
+    keeping the task's LR ratios between groups."""
+
+    def build(opt: Any) -> Any:
+        import torch
+
+        top = max(float(g["lr"]) for g in opt.param_groups)
+        max_lrs = [max_lr * float(g["lr"]) / top for g in opt.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=total_steps)
+
+    return TorchSchedulerDriver(build, {"scheduler": "OneCycleLR", "max_lr": max_lr, "total_steps": total_steps})
+
+
+@strategy(
+    family="peer", runners=("torch",), description="torch-lr-finder suggestion -> torch OneCycleLR (its cost counted)"
+)
+def peer(c: Context, v: Variant) -> Plan:
     t0 = time.perf_counter()
     lr, steps, curve = torch_lr_finder_suggestion(c)
     return Plan(
-        peer_max_lr=lr,
+        one_cycle_lr(lr, c.total_steps),
         search_steps=steps,
         search_seconds=time.perf_counter() - t0,
         details={"suggestion": lr, "curve": curve},
@@ -226,7 +346,7 @@ def torch_lr_finder_suggestion(c: Context) -> tuple[float, int, dict[str, list[f
     opt = c.task.make_optimizer(c.optimizer, c.task.param_groups(model), 1e-7)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(c.data.x_train, c.data.y_train),
-        batch_size=c.batch_size,
+        batch_size=c.task.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(c.seed),
     )
@@ -248,34 +368,34 @@ def torch_lr_finder_suggestion(c: Context) -> tuple[float, int, dict[str, list[f
     return float(lr), len(history["lr"]), curve
 
 
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        Strategy("constant", "framework default LR, and the best of a 3-point grid", _constant),
-        Strategy("step", "step decay: /10 at 50% and 75%", _step),
-        Strategy("exponential", "exponential decay to lr/100", _exponential),
-        Strategy("cosine", "cosine annealing to 0", _cosine),
-        Strategy("warmup_cosine", "nanoGPT: 5% linear warm-up, cosine to lr/10", _warmup_cosine),
-        Strategy("sgdr", "cosine warm restarts, period x2", _sgdr),
-        Strategy("triangular", "CLR triangular, 2 cycles", _triangular),
-        Strategy("triangular2", "CLR triangular2, 3 halving cycles", _triangular2),
-        Strategy("sine", "the seed's sine mode, 3 cycles, gamma 0.95", _sine),
-        Strategy("one_cycle", "one-cycle, torch defaults, max_lr at the grid top", _one_cycle),
-        Strategy("auto", "cyclr range test -> one-cycle (its cost counted)", _auto),
-        Strategy("peer", "torch-lr-finder suggestion -> torch OneCycleLR (its cost counted)", _peer, ("torch",)),
-    )
-}
+def strategy_from_reference(reference: str) -> Strategy:
+    """Load ``file.py:name`` or ``module:name``: a function decorated with :func:`strategy`, or a
+    :class:`Strategy`; it is registered under its name and under ``reference``."""
+    obj = load_object(reference, "strategy")
+    found = obj if isinstance(obj, Strategy) else getattr(obj, "strategy", None)
+    if not isinstance(found, Strategy):
+        raise ValueError(
+            f"strategy {reference!r}: {obj!r} is neither a Strategy nor a function decorated with "
+            "@cyclr.bench.strategy(...)."
+        )
+    STRATEGIES[found.name] = found
+    STRATEGIES[reference] = found
+    return found
 
 
 def get_strategies(names: str | list[str] | None) -> list[Strategy]:
-    """Strategies by name (comma-separated or a list; ``None`` or ``'all'``: every one)."""
+    """Strategies by name (comma-separated or a list; ``None`` or ``'all'``: every one), or by
+    reference (``file.py:name``, ``module:name``)."""
     if names is None or names == "all":
-        return list(STRATEGIES.values())
+        return list(dict.fromkeys(STRATEGIES.values()))
     wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    for n in wanted:
+        if n not in STRATEGIES and is_reference(n):
+            strategy_from_reference(n)
     unknown = [n for n in wanted if n not in STRATEGIES]
     if unknown or not wanted:
         raise ValueError(
             f"unknown strategy {', '.join(map(repr, unknown)) or '(none given)'}; "
             f"valid strategies: {', '.join(STRATEGIES)}, or 'all'."
         )
-    return [STRATEGIES[n] for n in dict.fromkeys(wanted)]
+    return list(dict.fromkeys(STRATEGIES[n] for n in wanted))

@@ -11,31 +11,29 @@ Add your own with :func:`register`::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from ..finder import RangeTestResult
-    from .strategies import Plan
-    from .train import RunResult
-
 __all__ = [
     "CORE_STRATEGIES",
+    "OPTIMIZERS",
     "TASKS",
+    "BaseTask",
     "EpochBatches",
     "Task",
     "TaskData",
     "batches",
     "get_task",
+    "make_optimizer",
     "predictions",
     "register",
+    "task_from_reference",
 ]
 
 
@@ -77,24 +75,50 @@ class TaskData:
         return TaskData(self.x_train[idx], self.y_train[idx], self.x_test, self.y_test, self.extra)
 
 
-class Task:
-    """A benchmark task. Subclasses set the class attributes and implement ``load`` and ``model``."""
+OPTIMIZERS = ("sgd", "adam")
+
+
+def make_optimizer(
+    name: str, params: nn.Module | list[tuple[list[nn.Parameter], float]], lr: float
+) -> torch.optim.Optimizer:
+    """SGD with momentum 0.9 and weight decay 5e-4, or AdamW (weight decay 1e-4). ``params`` is a
+    model or a list of ``(parameters, lr multiplier)`` groups (discriminative LRs)."""
+    groups = [(list(params.parameters()), 1.0)] if isinstance(params, nn.Module) else params
+    param_groups: list[dict[str, Any]] = [{"params": p, "lr": lr * scale} for p, scale in groups]
+    if name == "sgd":
+        return torch.optim.SGD(param_groups, lr=lr, momentum=0.9, weight_decay=5e-4)
+    if name == "adam":
+        return torch.optim.AdamW(param_groups, lr=lr, weight_decay=1e-4)
+    raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}.")
+
+
+class BaseTask:
+    """A benchmark problem and nothing about how it is trained: its data, model, metric and
+    direction, target, budget, domain and default settings. The runner named by :attr:`runner`
+    (supervised torch, Keras, RL episodes) trains it; see :class:`Task` for supervised tasks."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     metric: ClassVar[str] = "accuracy"
     higher_is_better: ClassVar[bool] = True
+    #: the metric's units, shown beside it in the report
+    units: ClassVar[str] = "fraction correct"
+    #: the split the metric is tracked on during training ("test", "validation", "training episodes")
+    tracked_on: ClassVar[str] = "test"
     target: ClassVar[float] = 0.0
-    batch_size: ClassVar[int] = 128
+    #: examples (or replayed transitions) per update; ``None`` where an update has no batch
+    batch_size: ClassVar[int | None] = 128
     epochs: ClassVar[int] = 5
     #: the reference LR per optimizer: the centre of the constant-LR grid and the starting LR
     #: of the hand-set schedules (the "framework default" strategy uses the framework's own)
     default_lr: ClassVar[dict[str, float]] = {"sgd": 0.05, "adam": 1e-3}
-    #: evaluations of the test metric per epoch (the resolution of steps-to-target)
+    #: evaluations of the tracked metric per epoch (the resolution of steps-to-target)
     evals_per_epoch: ClassVar[int] = 1
-    #: ``'torch'``, or another framework whose task overrides :meth:`run`
+    #: the library the model is written in (its optimizers' default LRs are the "default" constant)
     framework: ClassVar[str] = "torch"
-    #: the report's grouping: ``'vision'``, ``'sequences'``, ``'language'`` or ``'rl'``
+    #: the runner that trains it: ``'torch'`` (supervised), ``'keras'`` or ``'rl'``
+    runner: ClassVar[str] = "torch"
+    #: the report's grouping: ``'vision'``, ``'sequences'``, ``'language'``, ``'tabular'`` or ``'rl'``
     domain: ClassVar[str] = "vision"
     #: what one schedule step is, in the report ("steps", "env steps", "episodes")
     step_unit: ClassVar[str] = "steps"
@@ -106,11 +130,57 @@ class Task:
     #: clip the gradient norm to this before each update (``None``: no clipping)
     grad_clip: ClassVar[float | None] = None
 
-    def load(self, data_dir: str | Path | None = None) -> TaskData:
+    def load(self, data_dir: str | Path | None = None) -> Any:
         raise NotImplementedError
+
+    def dataset(self, data_dir: str | Path | None = None, subset: int | None = None) -> Any:
+        """What the runner trains on (``subset``: the first n training examples, where that means
+        something)."""
+        return self.load(data_dir)
 
     def model(self) -> nn.Module:
         raise NotImplementedError
+
+    def steps_per_epoch(self, data: Any, batch_size: int | None = None) -> int:
+        raise NotImplementedError
+
+    def final_metrics(self, model: Any, data: Any) -> dict[str, float]:
+        """Scores measured once, after training (a held-out test split); none by default."""
+        return {}
+
+    def baselines(self, data: Any) -> dict[str, float]:
+        """Reference scores without learning (naive forecasts) that the report shows; none by default."""
+        return {}
+
+    def reached(self, value: float) -> bool:
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+    @property
+    def metric_label(self) -> str:
+        """The metric with the split it is tracked on, e.g. "test accuracy", "validation rmse"."""
+        return self.metric if self.tracked_on in self.metric else f"{self.tracked_on} {self.metric}"
+
+    def param_groups(self, model: nn.Module) -> list[tuple[list[nn.Parameter], float]]:
+        """Parameter groups and their LR multipliers (discriminative LRs); default: one group."""
+        return [(list(model.parameters()), 1.0)]
+
+    def make_optimizer(self, name: str, groups: list[tuple[list[nn.Parameter], float]], lr: float) -> Any:
+        """The optimizer ``name`` over ``groups`` (the bench's SGD/AdamW unless a task's recipe
+        says otherwise)."""
+        return make_optimizer(name, groups, lr)
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model().parameters())
+
+
+class Task(BaseTask):
+    """A supervised task: tensors in a :class:`TaskData`, a loss and a metric on its test split.
+    Subclasses set the class attributes and implement ``load`` and ``model``."""
+
+    def dataset(self, data_dir: str | Path | None = None, subset: int | None = None) -> TaskData:
+        data: TaskData = self.load(data_dir)
+        return data.subset(subset)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(output, target)
@@ -120,72 +190,8 @@ class Task:
         correct = sum(int((out.argmax(1) == y).sum()) for out, y in predictions(model, data, batch_size))
         return correct / len(data.x_test)
 
-    def final_metrics(self, model: nn.Module, data: TaskData) -> dict[str, float]:
-        """Scores measured once, after training (a held-out test split); none by default."""
-        return {}
-
-    def baselines(self, data: TaskData) -> dict[str, float]:
-        """Reference scores without learning (naive forecasts) that the report shows; none by default."""
-        return {}
-
-    def reached(self, value: float) -> bool:
-        return value >= self.target if self.higher_is_better else value <= self.target
-
     def steps_per_epoch(self, data: TaskData, batch_size: int | None = None) -> int:
-        return data.n_train // (batch_size or self.batch_size)
-
-    def param_groups(self, model: nn.Module) -> list[tuple[list[nn.Parameter], float]]:
-        """Parameter groups and their LR multipliers (discriminative LRs); default: one group."""
-        return [(list(model.parameters()), 1.0)]
-
-    def make_optimizer(self, name: str, groups: list[tuple[list[nn.Parameter], float]], lr: float) -> Any:
-        """The optimizer ``name`` over ``groups`` (the harness's SGD/AdamW unless a task's recipe
-        says otherwise)."""
-        from .train import make_optimizer
-
-        return make_optimizer(name, groups, lr)
-
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.model().parameters())
-
-    # ------------------------------------------------------------ framework hooks (torch here)
-    def range_test(self, data: TaskData, optimizer: str, seed: int, batch_size: int | None = None) -> RangeTestResult:
-        """cyclr's LR range test on a fresh model of ``seed`` (fastai's defaults)."""
-        from ..finder._torch import lr_range_test
-
-        torch.manual_seed(seed)
-        model = self.model()
-        opt = self.make_optimizer(optimizer, self.param_groups(model), 1e-3)
-        loader = EpochBatches(data, batch_size or self.batch_size, torch.Generator().manual_seed(seed))
-        return lr_range_test(model, opt, self.loss, loader, progress=False)
-
-    def run(self, data: TaskData, plan: Plan, *, optimizer: str, epochs: int, seed: int, batch_size: int) -> RunResult:
-        """Train one run under ``plan`` (a cyclr schedule, or the peer's torch OneCycleLR)."""
-        from .train import train
-
-        if plan.peer_max_lr is None:
-            return train(
-                self,
-                data,
-                plan.schedule,
-                optimizer=optimizer,
-                momentum=plan.momentum,
-                epochs=epochs,
-                seed=seed,
-                batch_size=batch_size,
-            )
-        total = self.steps_per_epoch(data, batch_size) * epochs
-        peak = plan.peer_max_lr
-
-        def one_cycle(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.OneCycleLR:
-            top = max(float(g["lr"]) for g in opt.param_groups)
-            max_lrs = [peak * float(g["lr"]) / top for g in opt.param_groups]  # keep the task's LR ratios
-            return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=total)
-
-        return train(
-            self, data, scheduler=one_cycle, optimizer=optimizer, epochs=epochs, seed=seed, batch_size=batch_size
-        )
+        return data.n_train // (batch_size or self.batch_size or 1)
 
 
 def predictions(model: nn.Module, data: TaskData, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -201,21 +207,47 @@ def predictions(model: nn.Module, data: TaskData, batch_size: int = 256) -> Iter
         model.train(was_training)
 
 
-TASKS: dict[str, type[Task]] = {}
+TASKS: dict[str, type[BaseTask]] = {}
+
+TaskType = TypeVar("TaskType", bound=type[BaseTask])
 
 
-def register(cls: type[Task]) -> type[Task]:
+def register(cls: TaskType) -> TaskType:
     """Class decorator: make a task available by its ``name``."""
+    if not isinstance(cls, type) or not issubclass(cls, BaseTask):
+        raise TypeError(f"register() takes a cyclr.bench task class; got {cls!r}.")
     if not cls.name:
         raise ValueError(f"task class {cls.__name__} needs a name")
     TASKS[cls.name] = cls
     return cls
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str) -> Any:
+    """A task by its registered name, or by reference: ``path/to/file.py:Class`` or
+    ``package.module:Class`` (loaded and registered on first use)."""
+    if name not in TASKS and ":" in name:
+        task_from_reference(name)
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}.")
+        raise ValueError(
+            f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}, "
+            "or your own as path/to/file.py:Class or module:Class."
+        )
     return TASKS[name]()
+
+
+def task_from_reference(reference: str) -> type[BaseTask]:
+    """Load ``file.py:Class`` or ``module:Class``, register it under ``reference`` too (so a
+    worker process finds it by the same string) and return it."""
+    from ._plugins import load_object
+
+    cls = load_object(reference, "task")
+    if not isinstance(cls, type) or not issubclass(cls, BaseTask):
+        raise ValueError(f"task {reference!r}: {cls!r} is not a cyclr.bench.Task subclass.")
+    if not cls.name:
+        raise ValueError(f"task {reference!r}: the class needs a name (its `name` attribute).")
+    TASKS[cls.name] = cls
+    TASKS[reference] = cls
+    return cls
 
 
 def batches(data: TaskData, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -341,77 +373,3 @@ class FashionMNIST(MNIST):
         return TaskData(
             _images(x, 0.2860, 0.3530), torch.from_numpy(y), _images(xt, 0.2860, 0.3530), torch.from_numpy(yt)
         )
-
-
-@register
-class Transfer(Task):
-    """Transfer learning: the MNIST CNN, pretrained by the harness (cached), fine-tuned on a small
-    Fashion-MNIST subset with discriminative LRs (deeper layers learn faster, the new head fastest).
-    """
-
-    name = "transfer"
-    description = "MNIST-pretrained CNN fine-tuned on 2,000 Fashion-MNIST images, per-layer LRs"
-    target = 0.80
-    batch_size = 64
-    epochs = 10
-    evals_per_epoch = 1
-    default_lr = {"sgd": 0.05, "adam": 1e-3}
-    #: fine-tuning examples (a fixed subset of the Fashion-MNIST training set)
-    finetune_examples: ClassVar[int] = 2000
-    #: the pretraining run on MNIST (one-cycle SGD, seed 0), cached by these settings
-    pretrain_epochs: ClassVar[int] = 2
-    pretrain_examples: ClassVar[int | None] = None
-    #: LR multipliers of the conv blocks 1-3 and the head
-    layer_scales: ClassVar[tuple[float, float, float, float]] = (0.1, 0.2, 0.5, 1.0)
-
-    def __init__(self) -> None:
-        self._weights: dict[str, torch.Tensor] | None = None
-
-    def load(self, data_dir: str | Path | None = None) -> TaskData:
-        self._weights = self.pretrained(data_dir)
-        return FashionMNIST().load(data_dir).subset(self.finetune_examples)
-
-    def pretrained(self, data_dir: str | Path | None = None) -> dict[str, torch.Tensor]:
-        """The pretrained feature weights: from the cache, or trained now and cached."""
-        from ..data import cache_dir
-
-        n = self.pretrain_examples
-        path = cache_dir() / "pretrained" / f"mnist-cnn-w{MNIST.width}-{self.pretrain_epochs}ep-{n or 'all'}.pt"
-        if path.exists():
-            return dict(torch.load(path, weights_only=True))
-        from .. import one_cycle
-        from .train import train
-
-        source = MNIST()
-        data = source.load(data_dir).subset(n)
-        total = source.steps_per_epoch(data) * self.pretrain_epochs
-        model = source.model()
-        train(
-            source,
-            data,
-            one_cycle(max_lr=0.2, total_steps=total),
-            momentum=(0.85, 0.95),
-            epochs=self.pretrain_epochs,
-            seed=0,
-            model=model,
-            evals_per_epoch=0,
-        )
-        weights = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(weights, tmp)
-        os.replace(tmp, path)  # atomic: parallel workers never read half a file
-        return weights
-
-    def model(self) -> nn.Module:
-        if self._weights is None:
-            raise RuntimeError("transfer: call load() first (it provides the pretrained weights).")
-        model = MNIST().model()
-        model.load_state_dict(self._weights, strict=False)  # the head stays freshly initialised
-        return model
-
-    def param_groups(self, model: nn.Module) -> list[tuple[list[nn.Parameter], float]]:
-        features: nn.Sequential = model.features  # type: ignore[assignment]
-        head: nn.Module = model.head  # type: ignore[assignment]
-        blocks = [features[0:4], features[4:8], features[8:], head]
-        return [(list(b.parameters()), scale) for b, scale in zip(blocks, self.layer_scales)]

@@ -75,6 +75,7 @@ class SmsSpam(Task):
     strategies = CORE_STRATEGIES
     optimizers: ClassVar[tuple[str, ...]] = ("adam",)  # Transformers are trained with Adam(W)
     metric = "f1"
+    units = "0 to 1, on the spam class"
     target = 0.92
     batch_size = 64
     epochs = 6
@@ -176,7 +177,9 @@ class ShakespeareChar(Task):
     name = "shakespeare-char"
     description = "tiny-shakespeare, char-level GPT (4 layers, 4 heads, width 128, context 64)"
     domain = "language"
-    metric = "val loss"
+    metric = "loss"
+    tracked_on = "validation"
+    units = "nats per character"
     higher_is_better = False
     target = 1.88
     batch_size = 12

@@ -291,7 +291,7 @@ class RangeTestResult:
     def plot(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
         """The curve on a log-LR axis: raw losses faint, smoothed bold, repeats thin, the
         suggestions marked and Smith's bounds shaded. Returns the matplotlib figure."""
-        from ..plot import plot_range_test
+        from ._plot import plot_range_test
 
         return plot_range_test(self, path, title=title)
 

@@ -1,12 +1,13 @@
 """Every cyclr schedule: one formula each, evaluated on Python numbers, NumPy, torch and JAX."""
 
-from ._base import REGISTRY, Schedule, from_config, load_config, parse_short, registered
+from ._base import REGISTRY, Mirror, Schedule, from_config, load_config, parse_short, registered
 from ._basic import WSD, Constant, Cosine, Exponential, Linear, MultiStep, Polynomial, StepDecay
-from ._compose import Join, Mirror, Warmup, momentum_schedule
-from ._cyclic import SGDR, Cyclic, ExpRange, OneCycle, Triangular, Triangular2
+from ._compose import Join, Warmup, momentum_schedule
+from ._cyclic import SEED_DEFAULT, SGDR, Cyclic, ExpRange, OneCycle, Triangular, Triangular2
 
 __all__ = [
     "REGISTRY",
+    "SEED_DEFAULT",
     "SGDR",
     "WSD",
     "Constant",

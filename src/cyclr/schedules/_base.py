@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,13 +16,12 @@ from .._ops import Array, Ops, get_ops, namespace_for
 from .._validation import (
     Constraint,
     InvalidParameterError,
-    ScheduleList,
-    ScheduleRef,
+    NumberRange,
     check,
     short_repr,
 )
 
-__all__ = ["REGISTRY", "Schedule", "from_config", "load_config", "registered"]
+__all__ = ["REGISTRY", "Mirror", "Schedule", "ScheduleList", "ScheduleRef", "from_config", "load_config", "registered"]
 
 REGISTRY: dict[str, type[Schedule]] = {}
 
@@ -136,8 +136,6 @@ class Schedule:
 
         ``one_cycle(...).mirror(0.85, 0.95)`` is one-cycle's momentum: 0.95 -> 0.85 -> 0.95.
         """
-        from ._compose import Mirror
-
         return Mirror(self, low, high)
 
     # ------------------------------------------------------------------ configuration
@@ -158,6 +156,73 @@ class Schedule:
 
 #: The most cycle or phase starts :meth:`Schedule.cycle_starts` returns: past it the marks are
 #: too dense to draw, and a tiny period (``step_size=1e-300``) must not build a list without end.
+@dataclass(frozen=True)
+class ScheduleRef(Constraint):
+    """A cyclr schedule."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, Schedule)
+
+    def describe(self) -> str:
+        return "a cyclr schedule (or its config dict)"
+
+    def invalid_examples(self) -> list[Any]:
+        return [0.1, "cosine"]
+
+
+@dataclass(frozen=True)
+class ScheduleList(Constraint):
+    """A non-empty sequence of cyclr schedules."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and len(value) > 0
+            and all(isinstance(v, Schedule) for v in value)
+        )
+
+    def describe(self) -> str:
+        return "a non-empty list of cyclr schedules"
+
+    def invalid_examples(self) -> list[Any]:
+        return [[], [0.1]]
+
+
+@dataclass(frozen=True, repr=False)
+class Mirror(Schedule):
+    """Moves between ``low`` and ``high`` opposite to ``schedule``: ``high - (high - low) * level``.
+
+    With ``one_cycle`` and the CLR modes this gives torch's cyclical momentum exactly
+    (``OneCycleLR(base_momentum=low, max_momentum=high)``, ``CyclicLR`` likewise).
+    """
+
+    name = "mirror"
+    constraints = {"schedule": [ScheduleRef()], "low": [NumberRange(0.0)], "high": [NumberRange(0.0)]}
+    ordered = ("low", "high")
+
+    schedule: Schedule
+    low: float
+    high: float
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        return 1.0 - self.schedule._level(t, ops)
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self.high - (self.high - self.low) * self.schedule._level(t, ops)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    @property
+    def horizon(self) -> int | None:
+        return self.schedule.horizon
+
+    def cycle_starts(self, until: int) -> list[float]:
+        return self.schedule.cycle_starts(until)
+
+
 MAX_MARKS = 1000
 
 

@@ -7,6 +7,7 @@ nothing is shared or mutated between pieces (torch ``SequentialLR`` pain points)
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from numbers import Real
@@ -15,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from .._ops import Array, Ops
-from .._validation import IntList, IntRange, InvalidParameterError, NumberRange, OneOf, ScheduleList, ScheduleRef
-from ._base import Schedule, finite_horizon
+from .._validation import IntList, IntRange, InvalidParameterError, NumberRange, OneOf
+from ._base import Mirror, Schedule, ScheduleList, ScheduleRef, finite_horizon, from_config
+from ._basic import Constant
 
-__all__ = ["Join", "Mirror", "Warmup"]
+__all__ = ["Join", "Mirror", "Warmup", "momentum_schedule"]
 
 _LR = [NumberRange(0.0)]
 
@@ -163,40 +165,6 @@ class Join(Schedule):
         return sorted(set(v for v in out if v < until))
 
 
-@dataclass(frozen=True, repr=False)
-class Mirror(Schedule):
-    """Moves between ``low`` and ``high`` opposite to ``schedule``: ``high - (high - low) * level``.
-
-    With ``one_cycle`` and the CLR modes this gives torch's cyclical momentum exactly
-    (``OneCycleLR(base_momentum=low, max_momentum=high)``, ``CyclicLR`` likewise).
-    """
-
-    name = "mirror"
-    constraints = {"schedule": [ScheduleRef()], "low": _LR, "high": _LR}
-    ordered = ("low", "high")
-
-    schedule: Schedule
-    low: float
-    high: float
-
-    def _level(self, t: Array, ops: Ops) -> Array:
-        return 1.0 - self.schedule._level(t, ops)
-
-    def _value(self, t: Array, ops: Ops) -> Array:
-        return self.high - (self.high - self.low) * self.schedule._level(t, ops)
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return (self.low, self.high)
-
-    @property
-    def horizon(self) -> int | None:
-        return self.schedule.horizon
-
-    def cycle_starts(self, until: int) -> list[float]:
-        return self.schedule.cycle_starts(until)
-
-
 def momentum_schedule(
     value: Any, lr: Schedule | None, *, owner: str, param: str, numbers: str = "framework"
 ) -> Schedule | None:
@@ -208,11 +176,6 @@ def momentum_schedule(
     LR. A schedule or config dict: itself. Values must lie in ``[0, 1)`` (DeepSpeed #8589: a
     beta1 past 1 breaks Adam).
     """
-    from collections.abc import Mapping
-
-    from ._base import from_config
-    from ._basic import Constant
-
     allowed = "None, a number in [0, 1), a (low, high) pair with 0 <= low <= high < 1, or a schedule or config dict"
     if value is None:
         return None

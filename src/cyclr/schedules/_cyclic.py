@@ -12,7 +12,7 @@ from .._ops import Array, Ops
 from .._validation import Bool, Constraint, IntRange, NumberRange, OneOf, Optional
 from ._base import MAX_MARKS, Schedule, _resolve, finite_horizon, marks
 
-__all__ = ["SGDR", "Cyclic", "ExpRange", "OneCycle", "Triangular", "Triangular2"]
+__all__ = ["SEED_DEFAULT", "SGDR", "Cyclic", "ExpRange", "OneCycle", "Triangular", "Triangular2"]
 
 _LR = [NumberRange(0.0)]
 #: Cycle and phase lengths, in steps. Below a millionth of a step a schedule only aliases (it is
@@ -478,3 +478,9 @@ class OneCycle(Schedule):
 
     def cycle_starts(self, until: int) -> list[float]:
         return [s for s in [0.0] + [ph[0] for ph in self._phases()[:-1]] if s < until]
+
+
+#: The seed document's suggested starting point (section 3.1), as a schedule: lr_base 1e-5,
+#: lr_max 1e-2, 10 iterations per cycle, gamma 0.95 per cycle, triangular mode.
+#: ``cyclr.SEED_DEFAULT(3)`` is its LR at step 3; ``SEED_DEFAULT.to_config()`` is its config.
+SEED_DEFAULT: Schedule = Cyclic(base_lr=1e-5, max_lr=1e-2, step_size=5, shape="triangular", decay=0.95)
