@@ -18,6 +18,7 @@ import torch
 import cyclr
 from cyclr.bench import get_task
 from cyclr.bench.tasks import Task, TaskData
+from cyclr.bench.driver import ScheduleDriver
 from cyclr.bench.train import train
 
 
@@ -51,7 +52,9 @@ def harness_loop(task: Task, data: TaskData, steps: int, seed: int) -> float:
     per_epoch = task.steps_per_epoch(data)
     epochs = -(-steps // per_epoch)
     schedule = cyclr.one_cycle(max_lr=0.1, total_steps=epochs * per_epoch)
-    result = train(task, data, schedule, momentum=(0.85, 0.95), epochs=epochs, seed=seed, evals_per_epoch=0)
+    result = train(
+        task, data, ScheduleDriver(schedule, momentum=(0.85, 0.95)), epochs=epochs, seed=seed, evals_per_epoch=0
+    )
     return result.steps / result.seconds
 
 

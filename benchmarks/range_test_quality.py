@@ -26,6 +26,7 @@ import torch
 import cyclr
 import cyclr.torch as ct
 from cyclr.bench import EpochBatches, TaskData, get_task
+from cyclr.bench.driver import ScheduleDriver
 from cyclr.bench.train import make_optimizer, train
 from cyclr.finder import NoDescentError
 
@@ -131,7 +132,8 @@ def one_cycle_score(task: Any, data: TaskData, max_lr: float, epochs: int, seeds
     steps = task.steps_per_epoch(data) * epochs
     values, seconds = [], []
     for seed in seeds:
-        run = train(task, data, cyclr.one_cycle(max_lr, steps), momentum=(0.85, 0.95), epochs=epochs, seed=seed)
+        driver = ScheduleDriver(cyclr.one_cycle(max_lr, steps), momentum=(0.85, 0.95))
+        run = train(task, data, driver, epochs=epochs, seed=seed)
         values.append(run.final if not run.diverged else (0.0 if task.higher_is_better else math.inf))
         seconds.append(run.seconds / epochs)
     return statistics.mean(values), statistics.mean(seconds)

@@ -317,7 +317,7 @@ def test_the_constant_grid_shares_the_run_of_a_default_that_is_a_grid_point() ->
     assert len({s.key for s in specs}) == len(specs)
 
     variants = STRATEGIES["constant"].variants(get_task("digits"), "adam")
-    assert [v.label for v in variants] == ["default", "lr=0.000316", "lr=0.00316"]  # the default is lr=0.001
+    assert [v.label for v in variants] == ["constant 0.001 (default)", "constant 0.000316", "constant 0.00316"]
     assert variants[0].key == "constant lr=0.001" and variants[0].framework_default
     assert not any(v.framework_default for v in variants[1:])
     labels = {s.label for s in specs if s.optimizer == "adam" and s.seed == 0}

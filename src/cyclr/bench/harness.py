@@ -26,7 +26,7 @@ from .report import write_report
 from .report_plots import plot_tables
 from .rl import EpisodeRunner
 from .store import OutLock, RunStore, Store
-from .strategies import STRATEGIES, Context, Variant, framework_default_lr, get_strategies, strategy_from_reference
+from .strategies import STRATEGIES, Context, Variant, get_strategies, strategy_from_reference
 from .tasks import OPTIMIZERS, TASKS, get_task, task_from_reference
 from .train import TorchRunner
 
@@ -140,15 +140,14 @@ def describe(spec: RunSpec, task: Any, stored: dict[str, Any] | None = None) -> 
     already set are kept; for a record ``stored`` by an earlier cyclr, the task's facts it holds
     (metric, direction, target) are kept as stored and only the missing ones are filled in."""
     strategy = STRATEGIES.get(spec.strategy)
-    family = spec.family or (strategy.family if strategy else "baseline" if spec.strategy == "constant" else "")
+    family = spec.family or (strategy.family if strategy else "")
     default = spec.framework_default
-    if spec.strategy == "constant" and spec.lr is not None and not spec.label:
-        default = f"constant lr={framework_default_lr(task.framework, spec.optimizer):.4g}" == spec.variant
-    label = spec.label or (
-        f"constant {spec.lr:.3g}" + (" (default)" if default else "")
-        if spec.strategy == "constant" and spec.lr is not None
-        else spec.strategy
-    )
+    label = spec.label
+    if not label and strategy is not None:  # planned before labels were recorded: the variant's own
+        variant = next((v for v in strategy.variants(task, spec.optimizer) if v.key == spec.variant), None)
+        default = variant.framework_default if variant is not None else default
+        label = variant.label if variant is not None else ""
+    label = label or (f"{spec.strategy} {spec.lr:.3g}" if spec.lr is not None else spec.strategy)
     info = spec.info or TaskInfo.of(task)
     if stored is not None:
         kept = {
@@ -195,9 +194,7 @@ def plan_runs(config: BenchConfig) -> list[RunSpec]:
                             task.batch_size,
                             config.train_subset,
                             v.lr,
-                            label=(f"constant {v.lr:.3g}" + (" (default)" if v.framework_default else ""))
-                            if v.lr is not None and strategy.name == "constant"
-                            else v.label,
+                            label=v.label,
                             family=strategy.family,
                             framework_default=v.framework_default,
                         )

@@ -252,7 +252,7 @@ def _seed_steps(
 def _label(r: RunRecord) -> str:
     if r.spec.label:
         return r.spec.label
-    if r.spec.strategy == "constant" and r.spec.lr is not None:
+    if r.spec.family == "baseline" and r.spec.lr is not None:
         return f"constant {r.spec.lr:.3g}" + (" (default)" if r.spec.framework_default else "")
     return r.spec.strategy
 
@@ -286,7 +286,7 @@ def _table(task: str, opt: str, runs: list[RunRecord]) -> Table:
     defaults = [k for k, v in by_key.items() if v[0].spec.framework_default or "(default)" in v[0].spec.label]
     default_key = defaults[0] if defaults else None
     finals = {k: float(np.mean([r.final for r in v])) for k, v in by_key.items()}
-    constants = [k for k in by_key if by_key[k][0].spec.strategy == "constant"]
+    constants = [k for k in by_key if by_key[k][0].spec.family == "baseline"]
     if constants:
         best_key = max(constants, key=lambda k: sign * finals[k] if not math.isnan(finals[k]) else -math.inf)
     else:
@@ -325,7 +325,7 @@ def _table(task: str, opt: str, runs: list[RunRecord]) -> Table:
             wall_seconds=float(np.mean([r.wall_seconds or x.seconds for x, r in zip(res, rs)])),
             steps_to_match=float(np.mean(matched)) if len(matched) == len(rs) else None,
             matched=len(matched),
-            family=spec.family or ("baseline" if spec.strategy == "constant" else ""),
+            family=spec.family,
             rank=spec.rank,
             framework_default=key == default_key,
             seed_finals={r.seed: r.final for r in rs},
@@ -342,7 +342,7 @@ def _table(task: str, opt: str, runs: list[RunRecord]) -> Table:
         if any(x.diverged for x in res):
             row.notes.append(f"diverged in {sum(x.diverged for x in res)}/{len(rs)} seeds")
         rows.append(row)
-    rows.sort(key=lambda r: (r.rank, -sign * r.final if r.strategy == "constant" else 0.0))
+    rows.sort(key=lambda r: (r.rank, -sign * r.final if r.family == "baseline" else 0.0))
     table = Table(
         task=task,
         optimizer=opt,
@@ -494,7 +494,7 @@ def first_to_target(t: Table) -> tuple[str, str, str]:
         return f"{f.label}, {f.steps_to_target:.0f} {unit}", speed, word(f.speedup_target, f.target_censored)
     most = max(t.rows, key=lambda r: r.reached)
     first = "none in every seed" + (f" (most: {most.label}, {most.reached}/{most.seeds})" if most.reached else "")
-    matched = [r for r in t.rows if r.speedup_match is not None and r.strategy != "constant"]
+    matched = [r for r in t.rows if r.speedup_match is not None and r.family != "baseline"]
     if not matched:
         return first, "n/a", "n/a"
     m = max(matched, key=lambda r: r.speedup_match[0] if r.speedup_match else 0.0)
@@ -572,10 +572,10 @@ class Grid:
     def _shown(self) -> list[int]:
         return [i for i in range(len(self.columns)) if i not in self.hidden]
 
-    def markdown(self) -> str:
+    def markdown(self, links: bool = True) -> str:
         def cell(c: Cell) -> str:
             text = c.text.replace("|", "\\|")
-            text = f"[{text}]({c.href})" if c.href else text
+            text = f"[{text}]({c.href})" if c.href and links else text
             return f"**{text}**" if c.strong and text else text
 
         cols = self._shown()
@@ -730,7 +730,7 @@ def summary_grid(tables: Sequence[Table]) -> Grid:
         peer = t.family_row("peer")
         best = t.row(t.best_constant) if t.best_constant else None
         for r in t.rows:
-            if r.strategy == "constant" and r.key != t.best_constant:
+            if r.family == "baseline" and r.key != t.best_constant:
                 continue
             name = "best constant" if r.key == t.best_constant else r.label
             s = stats.setdefault(
@@ -840,8 +840,9 @@ def task_grid(t: Table) -> Grid:
 
 
 def overview(tables: Sequence[Table]) -> str:
-    """The recommendations as a Markdown table (the README's headline)."""
-    return recommendation_grid(tables).markdown()
+    """The recommendations as a Markdown table (the README's headline; without the links into
+    the report)."""
+    return recommendation_grid(tables).markdown(links=False)
 
 
 def budget_line(t: Table) -> str:
@@ -937,7 +938,7 @@ def render_markdown(
     for s in sections:
         md.append(f"{'  ' * (s.level - 2)}- [{s.title}](#{s.anchor})")
     for s in sections:
-        md += ["", f"{'#' * s.level} {s.title}", ""]
+        md += ["", f"<a id='{s.anchor}'></a>", "", f"{'#' * s.level} {s.title}", ""]
         md += [_md_text(p) + "\n" for p in s.paragraphs]
         if s.grid is not None:
             md.append(s.grid.markdown())

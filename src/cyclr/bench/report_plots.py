@@ -78,7 +78,7 @@ def shown_rows(t: Table) -> list[Row]:
     full = [r for r in t.rows if r.steps_to_target is not None]
     if full:
         keep.add(min(full, key=lambda r: r.steps_to_target or math.inf).key)
-    return [r for r in t.rows if r.strategy != "constant" or r.key in keep]
+    return [r for r in t.rows if r.family != "baseline" or r.key in keep]
 
 
 def _png(fig: Any) -> bytes:
@@ -157,7 +157,7 @@ def plot_table(t: Table, styles: Styles) -> dict[str, bytes]:
         ax.plot(np.asarray(res.trace_steps) + run.search_steps, lrs, label=_legend(t, r), lw=1.4, **styles(t, r))
         positive = lrs[lrs > 0]
         if positive.size:
-            top, floor = max(top, float(positive.max())), min(floor, float(np.percentile(positive, 5)))
+            top, floor = max(top, float(positive.max())), min(floor, float(positive.min()))
     _style(ax)
     ax.set_yscale("log")
     if top > 0:  # warm-restart dips to ~0 would squash every trace into the top of the axis

@@ -158,6 +158,7 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {}
+_REFERENCES: dict[str, Strategy] = {}
 
 
 def strategy(
@@ -189,11 +190,12 @@ def _constant_variants(task: Any, optimizer: str) -> list[Variant]:
     """The framework's default LR and the grid ``lr * 10**{-1/2, 0, 1/2}``."""
     lr = float(task.default_lr[optimizer])
     default = framework_default_lr(task.framework, optimizer)
-    points = [("default", default)] + [(f"lr={lr * g:.3g}", lr * g) for g in GRID]
+    points = [(default, True)] + [(lr * g, False) for g in GRID]
     out: dict[str, Variant] = {}
-    for label, value in points:
+    for value, is_default in points:
         key = f"constant lr={value:.4g}"
-        out.setdefault(key, Variant("constant", label, key, value, label == "default"))
+        label = f"constant {value:.3g}" + (" (default)" if is_default else "")
+        out.setdefault(key, Variant("constant", label, key, value, is_default))
     return list(out.values())
 
 
@@ -369,8 +371,10 @@ def torch_lr_finder_suggestion(c: Context) -> tuple[float, int, dict[str, list[f
 
 
 def strategy_from_reference(reference: str) -> Strategy:
-    """Load ``file.py:name`` or ``module:name``: a function decorated with :func:`strategy`, or a
-    :class:`Strategy`; it is registered under its name and under ``reference``."""
+    """Load ``file.py:name`` or ``module:name`` (once): a function decorated with
+    :func:`strategy`, or a :class:`Strategy`; it is registered under its name."""
+    if reference in _REFERENCES:
+        return _REFERENCES[reference]
     obj = load_object(reference, "strategy")
     found = obj if isinstance(obj, Strategy) else getattr(obj, "strategy", None)
     if not isinstance(found, Strategy):
@@ -378,8 +382,7 @@ def strategy_from_reference(reference: str) -> Strategy:
             f"strategy {reference!r}: {obj!r} is neither a Strategy nor a function decorated with "
             "@cyclr.bench.strategy(...)."
         )
-    STRATEGIES[found.name] = found
-    STRATEGIES[reference] = found
+    STRATEGIES[found.name] = _REFERENCES[reference] = found
     return found
 
 
@@ -389,9 +392,7 @@ def get_strategies(names: str | list[str] | None) -> list[Strategy]:
     if names is None or names == "all":
         return list(dict.fromkeys(STRATEGIES.values()))
     wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
-    for n in wanted:
-        if n not in STRATEGIES and is_reference(n):
-            strategy_from_reference(n)
+    wanted = [strategy_from_reference(n).name if n not in STRATEGIES and is_reference(n) else n for n in wanted]
     unknown = [n for n in wanted if n not in STRATEGIES]
     if unknown or not wanted:
         raise ValueError(

@@ -209,6 +209,8 @@ def predictions(model: nn.Module, data: TaskData, batch_size: int = 256) -> Iter
 
 TASKS: dict[str, type[BaseTask]] = {}
 
+_REFERENCES: dict[str, type[BaseTask]] = {}
+
 TaskType = TypeVar("TaskType", bound=type[BaseTask])
 
 
@@ -226,7 +228,7 @@ def get_task(name: str) -> Any:
     """A task by its registered name, or by reference: ``path/to/file.py:Class`` or
     ``package.module:Class`` (loaded and registered on first use)."""
     if name not in TASKS and ":" in name:
-        task_from_reference(name)
+        return task_from_reference(name)()
     if name not in TASKS:
         raise ValueError(
             f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}, "
@@ -236,17 +238,18 @@ def get_task(name: str) -> Any:
 
 
 def task_from_reference(reference: str) -> type[BaseTask]:
-    """Load ``file.py:Class`` or ``module:Class``, register it under ``reference`` too (so a
-    worker process finds it by the same string) and return it."""
+    """Load ``file.py:Class`` or ``module:Class`` (once), register it under its name and
+    return it."""
     from ._plugins import load_object
 
+    if reference in _REFERENCES:
+        return _REFERENCES[reference]
     cls = load_object(reference, "task")
     if not isinstance(cls, type) or not issubclass(cls, BaseTask):
         raise ValueError(f"task {reference!r}: {cls!r} is not a cyclr.bench.Task subclass.")
     if not cls.name:
         raise ValueError(f"task {reference!r}: the class needs a name (its `name` attribute).")
-    TASKS[cls.name] = cls
-    TASKS[reference] = cls
+    TASKS[cls.name] = _REFERENCES[reference] = cls
     return cls
 
 
