@@ -17,8 +17,8 @@ import torch
 
 import cyclr
 from cyclr.bench import get_task
-from cyclr.bench.tasks import Task, TaskData
 from cyclr.bench.driver import ScheduleDriver
+from cyclr.bench.tasks import Task, TaskData
 from cyclr.bench.train import train
 
 
