@@ -269,6 +269,22 @@ def test_losses_reach_observe_as_floats_or_tensors() -> None:
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bench_plugin.py"
 
 
+@pytest.fixture(autouse=True)
+def _registries_restored() -> Iterator[None]:
+    """A plugin registers its task and strategy for the process: put the registries back after
+    each test, so that no other test sees them."""
+    from cyclr.bench import strategies as strategies_module
+    from cyclr.bench import tasks as tasks_module
+
+    saved: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        (d, dict(d)) for d in (TASKS, STRATEGIES, tasks_module._REFERENCES, strategies_module._REFERENCES)
+    ]
+    yield
+    for d, copy in saved:
+        d.clear()
+        d.update(copy)
+
+
 def test_the_example_task_and_strategy_run_through_the_cli_in_parallel_workers(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
