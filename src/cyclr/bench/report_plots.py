@@ -90,13 +90,18 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _metric_range(t: Table, rows: Sequence[Row]) -> tuple[float, float]:
+def _metric_range(t: Table, rows: Sequence[Row], drawn: Sequence[float]) -> tuple[float, float]:
+    """Zoomed on the finals and the target (where the strategies differ), never past the values
+    drawn: a metric that cannot go below 0 is not given a negative axis."""
     finals = [r.final for r in rows if not math.isnan(r.final)]
     if not finals:
         return 0.0, 1.0
     lo, hi = min([*finals, t.target]), max([*finals, t.target])
     pad = max(hi - lo, 1e-3 * max(abs(hi), 1.0))
-    return (lo - 1.5 * pad, hi + 0.5 * pad) if t.higher_is_better else (lo - 0.5 * pad, hi + 1.5 * pad)
+    lo, hi = (lo - 1.5 * pad, hi + 0.5 * pad) if t.higher_is_better else (lo - 0.5 * pad, hi + 1.5 * pad)
+    values = [v for v in drawn if math.isfinite(v)] + [t.target]
+    span = max(values) - min(values) or 1.0
+    return max(lo, min(values) - 0.05 * span), min(hi, max(values) + 0.05 * span)
 
 
 def plot_table(t: Table, styles: Styles) -> dict[str, bytes]:
@@ -108,6 +113,7 @@ def plot_table(t: Table, styles: Styles) -> dict[str, bytes]:
 
     fig, (ax_m, ax_l) = plt.subplots(1, 2, figsize=(12, 4.4))
     losses_positive = True
+    drawn: list[float] = []
     for r in rows:
         runs = t.runs[r.key]
         results = [x.result for x in runs if x.result is not None]
@@ -119,14 +125,17 @@ def plot_table(t: Table, styles: Styles) -> dict[str, bytes]:
         lo = np.array([x.train_losses[:n] for x in results])
         losses_positive &= bool(np.all(lo[np.isfinite(lo)] > 0))
         st = styles(t, r)
+        drawn += [float(v) for v in m.mean(0)]
         for ax, arr in ((ax_m, m), (ax_l, lo)):
             ax.plot(steps, arr.mean(0), label=_legend(t, r), lw=1.6, **st)
             if len(results) > 1:
                 ax.fill_between(steps, arr.min(0), arr.max(0), color=st["color"], alpha=0.10, lw=0)
     ax_m.axhline(t.target, color="#999999", lw=1, ls=":")
-    ax_m.set_title(f"{t.metric_label}{units} ({direction}); dotted: target", fontsize=10)
-    ax_l.set_title("training loss (mean since the previous evaluation)", fontsize=10)
-    ax_m.set_ylim(*_metric_range(t, rows))
+    ax_m.set_title(
+        f"{t.metric_label}\n({units.lstrip(', ')}{'; ' if units else ''}{direction}; dotted: target)", fontsize=9
+    )
+    ax_l.set_title("training loss\n(mean since the previous evaluation)", fontsize=9)
+    ax_m.set_ylim(*_metric_range(t, rows, drawn))
     for ax in (ax_m, ax_l):
         _style(ax)
         ax.set_xlabel(f"{t.step_unit} (band: min-max over seeds)")
@@ -142,7 +151,7 @@ def plot_table(t: Table, styles: Styles) -> dict[str, bytes]:
         loc="upper center",
         bbox_to_anchor=(0.5, 0.02),
     )
-    fig.suptitle(f"{t.title}: learning curves (mean over seeds)", fontsize=11)
+    fig.suptitle(f"{t.title}: learning curves (mean over seeds)", fontsize=11, y=1.05)
     out["learning curves"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(12, 3.6))
