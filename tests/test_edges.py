@@ -37,7 +37,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match=r"aliases \(\*l0\) are not allowed") as err:
         cyclr.load_config(path)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 10.0  # refused before any expansion (a wide margin for a loaded CI)
     assert len(str(err.value)) < 2000 and str(path) in str(err.value)
 
 
@@ -49,7 +49,8 @@ def test_an_error_message_never_expands_a_huge_value() -> None:
     t0 = time.perf_counter()
     with pytest.raises(InvalidParameterError) as err:
         cyclr.constant(lr=inner)  # type: ignore[arg-type]
-    assert time.perf_counter() - t0 < 2.0
+    # the unbounded repr took 234 s; bounded it takes well under a second (a wide margin for a loaded CI)
+    assert time.perf_counter() - t0 < 30.0
     assert len(str(err.value)) < 500 and "parameter 'lr'" in str(err.value)
 
 
@@ -210,7 +211,7 @@ def test_cycle_starts_are_bounded(s: cyclr.Schedule) -> None:
     """``cycle_starts`` for ``step_size=1e-5`` built 50M floats; for 1e-300 it never returned."""
     t0 = time.perf_counter()
     marks = s.cycle_starts(10**9)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 10.0  # the length bound below is the real check; this one catches a hang
     assert len(marks) <= 2 * MAX_MARKS + 2
     assert cyclr.triangular(0.1, 0.2, step_size=5).cycle_starts(30) == [0.0, 10.0, 20.0]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import matplotlib
 import numpy as np
@@ -18,10 +19,12 @@ from hypothesis import strategies as st
 
 from conftest import n_examples
 from cyclr.finder import (
+    MAX_SPREAD,
     Curve,
     NoDescentError,
     RangeTest,
     RangeTestResult,
+    RangeTestWarning,
     clean,
     minimum,
     smith_bounds,
@@ -542,8 +545,10 @@ def test_spread_over_repeats() -> None:
     assert set(spread) == SUGGESTION_KEYS
     for key, (lo, med, hi) in spread.items():
         values = sorted(s[key] for s in single)
-        assert (lo, med, hi) == (values[0], values[1], values[2])
-    assert result.suggestions == single[0]  # the first sweep is the main curve
+        assert (lo, hi) == (values[0], values[2]) and med == pytest.approx(values[1], rel=1e-12)
+    # every sweep counts: each rule's suggestion is the median over the sweeps
+    assert result.suggestions == {k: med for k, (_, med, _) in spread.items()}
+    assert result.suggestion == spread["max_lr"][1] != single[0]["max_lr"]
     assert result.steps == 300
 
 
@@ -552,7 +557,46 @@ def test_spread_skips_flat_repeats() -> None:
     result = result_from(sigmoid_loss(lrs, -3.0), np.full(100, 2.0), sigmoid_loss(lrs, -4.0))
     lo, med, hi = result.spread["valley"]
     values = sorted([result_from(sigmoid_loss(lrs, c)).suggestions["valley"] for c in (-3.0, -4.0)])
-    assert (lo, med, hi) == (values[0], float(np.median(values)), values[1])
+    assert (lo, hi) == (values[0], values[1])
+    assert med == pytest.approx(math.sqrt(values[0] * values[1]), rel=1e-12)  # the median in log space
+    assert result.confidence["level"] == "low" and "only 2 of 3 sweeps" in result.confidence["reason"]
+
+
+def test_confidence_says_whether_the_repeats_agree() -> None:
+    lrs = sweep_lrs(100)
+    one = result_from(sigmoid_loss(lrs, -3.0))
+    assert one.confidence["level"] == "single sweep" and one.confidence["sweeps"] == 1
+    close = result_from(*(sigmoid_loss(lrs, c) for c in (-3.0, -2.9, -3.1)))
+    assert close.confidence["level"] == "high" and close.confidence["spread"] < 2.0
+    apart = result_from(*(sigmoid_loss(lrs, c) for c in (-5.0, -3.0, -2.0)))
+    conf = apart.confidence
+    assert conf["level"] == "low" and conf["spread"] > MAX_SPREAD == 10.0 and "span" in conf["reason"]
+    values = [result_from(sigmoid_loss(lrs, c)).suggestion for c in (-5.0, -3.0, -2.0)]
+    assert conf["spread"] == pytest.approx(max(values) / min(values), rel=1e-12)
+    assert apart.to_config()["confidence"]["level"] == "low"
+    flat = result_from(np.full(100, 2.0), np.full(100, 2.0))
+    assert flat.confidence["level"] == "low" and flat.confidence["sweeps"] == 0
+
+
+def test_repeats_that_disagree_warn_when_the_test_ends() -> None:
+    lrs = sweep_lrs(100)
+    test = RangeTest()
+    for centre in (-5.0, -3.0, -2.0):
+        test.begin()
+        for lr, loss in zip(lrs, sigmoid_loss(lrs, centre)):
+            if test.record(float(lr), float(loss)):
+                break
+    with pytest.warns(RangeTestWarning, match="more than 10x"):
+        test.result()
+    agree = RangeTest()
+    for centre in (-3.0, -3.05):
+        agree.begin()
+        for lr, loss in zip(lrs, sigmoid_loss(lrs, centre)):
+            if agree.record(float(lr), float(loss)):
+                break
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agree.result()
 
 
 def test_one_cycle_schedule(result: RangeTestResult) -> None:
@@ -692,6 +736,15 @@ def test_plot(result: RangeTestResult, tmp_path) -> None:
         s = result.suggestions
         for name in ("valley", "steepest", "minimum"):
             assert s[name] in vertical, name
+        # the LR that schedule() uses has its own labelled line; each rule is labelled with its definition
+        labels = {line.get_label(): float(line.get_xdata()[0]) for line in ax.get_lines() if line in ax.lines}
+        used = [v for k, v in labels.items() if k.startswith("used by schedule()")]
+        assert used == [result.suggestion] and result.suggestion == result.schedule("one_cycle", 10).max_lr
+        assert any(k.startswith("minimum / 10") for k in labels)
+        # y-limits from the stop rule's smooth EMA: its whole descent is inside
+        lo, hi = ax.get_ylim()
+        smooth = result.smoothed[np.isfinite(result.smoothed)]
+        assert lo <= smooth.min() and hi >= smooth[0]
     finally:
         plt.close(fig)
 

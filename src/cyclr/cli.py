@@ -380,7 +380,14 @@ if click is not None:
             raise SystemExit(1) from err
         console.print(table)
         per_epoch = the_task.steps_per_epoch(data)
-        console.print(f"range test: {result.steps} steps; one epoch: {per_epoch} steps")
+        cost = f"{result.steps / per_epoch:.2f} epochs" if per_epoch else "n/a"
+        console.print(
+            f"range test: {result.steps} steps ({cost} of {per_epoch} steps), {result.seconds:.1f} s; "
+            f"schedule() uses {result.default_rule} = {result.suggestion:.3g}"
+        )
+        confidence = result.confidence
+        colour = {"low": "red", "high": "green"}.get(confidence["level"], "yellow")
+        console.print(f"confidence: [{colour}]{confidence['level']}[/{colour}] ({confidence['reason']})")
         schedule = result.schedule(kind, steps_per_epoch=per_epoch, epochs=epochs)
         config = {"lr": schedule.to_config(), "momentum": list(result.momentum), "epochs": epochs}
         console.print_json(json.dumps(config))

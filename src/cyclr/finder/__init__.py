@@ -2,15 +2,17 @@
 loops per framework (``cyclr.torch.lr_range_test``, ``cyclr.keras.lr_range_test``,
 ``cyclr.jax.lr_range_test``)."""
 
-from ._core import Curve, RangeTest, RangeTestResult
+from ._core import MAX_SPREAD, Curve, RangeTest, RangeTestResult, RangeTestWarning
 from ._suggest import METHODS, NoDescentError, clean, minimum, smith_bounds, steepest, trend, valley
 
 __all__ = [
+    "MAX_SPREAD",
     "METHODS",
     "Curve",
     "NoDescentError",
     "RangeTest",
     "RangeTestResult",
+    "RangeTestWarning",
     "clean",
     "minimum",
     "smith_bounds",

@@ -21,7 +21,27 @@ from .._validation import IntRange, NumberRange, OneOf, check
 from ..schedules import OneCycle, Schedule, Triangular, Triangular2
 from ._suggest import METHODS, NoDescentError, clean, smith_bounds, trend
 
-__all__ = ["Curve", "RangeTest", "RangeTestResult", "progress_bar", "repeat_batches"]
+__all__ = ["Curve", "RangeTest", "RangeTestResult", "RangeTestWarning", "progress_bar", "repeat_batches"]
+
+#: Repeats whose suggestions (the default rule) span more than this factor disagree: a one-cycle
+#: ``max_lr`` is usable over about one decade (the bench's constant grid spans one), so sweeps a
+#: decade apart cannot both be right and the result says it cannot be trusted.
+MAX_SPREAD = 10.0
+
+
+class RangeTestWarning(UserWarning):
+    """A range test whose answer should not be trusted as it is (repeats that disagree)."""
+
+
+def _log_median(values: Sequence[float]) -> float:
+    """The median in log space: the middle value, or the geometric mean of the middle two (kept
+    between them despite rounding)."""
+    v = sorted(float(x) for x in values)
+    n = len(v)
+    if n % 2:
+        return v[n // 2]
+    a, b = v[n // 2 - 1], v[n // 2]
+    return min(max(math.sqrt(a * b), a), b)
 
 
 @dataclass
@@ -105,6 +125,8 @@ class RangeTest:
         return False
 
     def result(self, **info: Any) -> RangeTestResult:
+        """The result; a :class:`RangeTestWarning` when its repeats disagree (see
+        :attr:`RangeTestResult.confidence`)."""
         settings = {
             "start_lr": self.start_lr,
             "end_lr": self.end_lr,
@@ -113,7 +135,13 @@ class RangeTest:
             "smoothing": self.smoothing,
             "diverge": self.diverge,
         }
-        return RangeTestResult(self.curves, settings, info)
+        result = RangeTestResult(self.curves, settings, info)
+        confidence = result.confidence
+        if confidence["level"] == "low":
+            import warnings
+
+            warnings.warn(f"LR range test: {confidence['reason']}", RangeTestWarning, stacklevel=3)
+        return result
 
 
 def _watched(curve: Curve) -> np.ndarray:
@@ -124,8 +152,9 @@ def _watched(curve: Curve) -> np.ndarray:
 class RangeTestResult:
     """What a range test found: the curve(s), suggested LRs, bounds and a complete schedule.
 
-    With ``repeats > 1`` the first sweep is the main curve; :attr:`spread` reports how the
-    suggestions varied across sweeps (on different batches).
+    With ``repeats > 1`` every sweep counts: each rule's suggestion is the median over the sweeps
+    in log space, :attr:`spread` reports how they varied (on different batches) and
+    :attr:`confidence` says whether they agree. The first sweep is the curve that is drawn.
     """
 
     def __init__(self, curves: Sequence[Curve], settings: dict[str, Any], info: dict[str, Any]) -> None:
@@ -177,12 +206,24 @@ class RangeTestResult:
         out["base_lr"], out["max_lr"] = smith_bounds(lrs, losses)
         return out
 
+    def _per_sweep(self) -> list[dict[str, float]]:
+        per = []
+        for curve in self.curves:
+            try:
+                per.append(self._suggest(curve))
+            except NoDescentError:
+                continue
+        return per
+
     @property
     def suggestions(self) -> dict[str, float]:
-        """Every rule's LR on the (first) curve, smoothed without lag (:attr:`trend`): ``steepest``,
-        ``valley``, ``minimum``, and Smith's ``base_lr``/``max_lr``. Raises
-        :class:`NoDescentError` for a curve that does not fall."""
-        return self._suggest(self.curves[0])
+        """Every rule's LR, read from the curve smoothed without lag (:attr:`trend`): ``steepest``,
+        ``valley``, ``minimum``, and Smith's ``base_lr``/``max_lr``; with repeats, each rule's
+        median over the sweeps that fall (in log space). Raises :class:`NoDescentError` when no
+        sweep falls."""
+        if len(self.curves) == 1:
+            return self._suggest(self.curves[0])
+        return {k: med for k, (_, med, _) in self.spread.items()}
 
     #: The rule behind :attr:`suggestion` and one-cycle's ``max_lr``: Smith's upper bound, where
     #: the loss stops falling (Smith & Topin's recipe). ``benchmarks/range_test_quality.py``
@@ -202,21 +243,42 @@ class RangeTestResult:
 
     @property
     def spread(self) -> dict[str, tuple[float, float, float]]:
-        """Per rule, ``(min, median, max)`` of its suggestion over the repeats."""
-        per = []
-        for curve in self.curves:
-            try:
-                per.append(self._suggest(curve))
-            except NoDescentError:
-                continue
+        """Per rule, ``(min, median, max)`` of its suggestion over the repeats (the median in log
+        space: for two sweeps, their geometric mean)."""
+        per = self._per_sweep()
         if not per:
             raise NoDescentError(
                 f"none of the {len(self.curves)} sweeps shows the loss falling: widen the range (a lower "
                 "start_lr or a higher end_lr), run more steps, or check that the model can learn from this data."
             )
-        return {
-            k: (min(p[k] for p in per), float(np.median([p[k] for p in per])), max(p[k] for p in per)) for k in per[0]
-        }
+        return {k: (min(p[k] for p in per), _log_median([p[k] for p in per]), max(p[k] for p in per)) for k in per[0]}
+
+    @property
+    def confidence(self) -> dict[str, Any]:
+        """How far to trust :attr:`suggestion`: ``level`` is ``'single sweep'`` (no repeats to
+        compare), ``'high'`` (the sweeps that fall agree within :data:`MAX_SPREAD`) or ``'low'``
+        (they disagree by more, or some sweeps do not fall at all, or none does); ``spread`` is
+        max/min of the default rule over the sweeps, ``sweeps`` how many fell; ``reason`` says why."""
+        per = self._per_sweep()
+        n = len(self.curves)
+        out: dict[str, Any] = {"sweeps": len(per), "of": n, "spread": math.nan}
+        if not per:
+            return {**out, "level": "low", "reason": "no sweep shows the loss falling"}
+        values = [p[self.default_rule] for p in per]
+        out["spread"] = max(values) / min(values)
+        if n == 1:
+            return {**out, "level": "single sweep", "reason": "one sweep: repeats=3 would show how much it varies"}
+        if len(per) < n:
+            return {**out, "level": "low", "reason": f"only {len(per)} of {n} sweeps show the loss falling"}
+        if out["spread"] > MAX_SPREAD:
+            return {
+                **out,
+                "level": "low",
+                "reason": f"the {n} sweeps' {self.default_rule} suggestions span {out['spread']:.0f}x "
+                f"({min(values):.2g} to {max(values):.2g}), more than {MAX_SPREAD:g}x: the curve is too noisy "
+                "to read (try more steps, a larger batch, or a validation loss)",
+            }
+        return {**out, "level": "high", "reason": f"the {n} sweeps agree within {out['spread']:.1f}x"}
 
     # --------------------------------------------------------------- schedules
     def schedule(
@@ -286,6 +348,8 @@ class RangeTestResult:
                 out["spread"] = {k: list(v) for k, v in self.spread.items()}
             except NoDescentError as err:
                 out["spread_error"] = str(err)
+        confidence = self.confidence
+        out["confidence"] = {**confidence, "spread": _json_floats([confidence["spread"]])[0]}
         return out
 
     def plot(self, path: str | Path | None = None, *, title: str | None = None) -> Any:
