@@ -237,9 +237,17 @@ def _close32_step_jitter(got: np.ndarray, ref: np.ndarray, s: cyclr.Schedule, wh
     if bad.any():
         t = STEPS[bad].astype(np.float64)
         width = 4.0 * EPS32 * np.maximum(t, 1.0)
-        nearby = np.stack([s(np.maximum(t + f * width, 0.0)) for f in (-1.0, -0.5, -0.25, 0.25, 0.5, 1.0)])
+        offsets = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
+        nearby = np.stack([s(np.maximum(t + f * width, 0.0)) for f in offsets])
         lo = np.minimum(nearby.min(0), ref[bad]) - tol[bad]
         hi = np.maximum(nearby.max(0), ref[bad]) + tol[bad]
+        # a phase boundary (a cycle's floor or peak) inside the window: the samples turn, and the
+        # extremum between them is not sampled; any value within the schedule's range is then right
+        steps = np.diff(nearby, axis=0)
+        turns = (steps > 0).any(0) & (steps < 0).any(0)
+        low, high = s.bounds
+        lo = np.where(turns, np.minimum(lo, low - tol[bad]), lo)
+        hi = np.where(turns, np.maximum(hi, high + tol[bad]), hi)
         bad[bad] = ~((got[bad] >= lo) & (got[bad] <= hi))
     idx = np.flatnonzero(bad)
     assert idx.size == 0, _report(what, s, idx, got, ref)
