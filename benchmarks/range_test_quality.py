@@ -1,225 +1,601 @@
-"""How good are LR range-test suggestions? For each task: a grid of one-cycle max_lr values
-(log-spaced, same epochs, several seeds) against the max_lr that cyclr's range test suggests,
-and, in the same run, the suggestions of the peers' real packages (torch-lr-finder's steepest
-gradient, Lightning's Tuner.lr_find), each trained the same way.
+"""Calibrating the LR range test: which rule, read from which curve, with what correction,
+turns a range test into the one-cycle ``max_lr`` that a grid search would have found?
 
-    .venv/bin/python benchmarks/range_test_quality.py                  # the full comparison
-    .venv/bin/python benchmarks/range_test_quality.py --smoke          # seconds: CI's smoke test
-    .venv/bin/python benchmarks/range_test_quality.py --json out.json  # also write the numbers
+For every task: a one-cycle ``max_lr`` grid (half-decade steps, widened until its best point is
+interior), several seeds, the bench's optimizer and momentum; per seed, a range test of 3 sweeps
+(cyclr's defaults, fastai's settings) and the peers' own suggestions (torch-lr-finder's steepest
+point and Lightning's ``Tuner.lr_find``, their real packages; fastai's valley, from the same
+sweep as cyclr's, implemented from its source in ``cyclr.bench.peers``). Every rule is then read
+off the recorded curves and judged by ``log10(grid best / suggestion)``: a rule and a fixed
+correction factor are chosen by the smallest spread of that log-ratio across tasks, and judged
+**leave-one-task-out** (chosen without the task it is scored on). A suggestion is a hit when it
+is within 2x of the grid best, or when the grid's metric at it (interpolated in log LR) is
+within the seeds' noise of the best. Finally each seed trains at its own calibrated suggestion
+and at each peer's, for real, in the same run.
+
+    .venv/bin/python benchmarks/range_test_quality.py --workers 2          # the full study (about 1 h)
+    .venv/bin/python benchmarks/range_test_quality.py --smoke              # CI's smoke test (seconds)
+    .venv/bin/python benchmarks/range_test_quality.py --analyse-only       # re-print from the saved runs
+
+Every finished unit is appended to ``--out`` (JSON lines) as it ends, so an interrupted study
+resumes where it stopped; ``--json`` writes the analysis.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import math
+import os
 import statistics
+import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-import cyclr
-import cyclr.torch as ct
-from cyclr.bench import EpochBatches, TaskData, get_task
-from cyclr.bench.driver import ScheduleDriver
-from cyclr.bench.train import make_optimizer, train
-from cyclr.finder import NoDescentError
-
+#: per task: the optimizer (the bench's, SGD with momentum where the task offers it), the budget
+#: (epochs, training subset), the seeds, and the grid's first guess (log10 of its centre)
 SETTINGS: dict[str, dict[str, Any]] = {
-    # epochs and training subset per task: enough to rank max_lr values, small enough for 2 cores
-    "digits": {"epochs": 8, "subset": None},
-    "sms-spam": {"epochs": 10, "subset": None},
-    "mnist": {"epochs": 2, "subset": 12000},
-    "fashion-mnist": {"epochs": 3, "subset": 12000},
+    "digits": {"optimizer": "sgd", "epochs": 8, "centre": -1.5},
+    "mnist": {"optimizer": "sgd", "epochs": 2, "subset": 8000, "centre": -1.5},
+    "fashion-mnist": {"optimizer": "sgd", "epochs": 2, "subset": 8000, "centre": -1.5},
+    "diabetes": {"optimizer": "sgd", "epochs": 10, "centre": -1.5},
+    "transfer": {"optimizer": "sgd", "epochs": 10, "centre": -1.5},
+    "sms-spam-gru": {"optimizer": "sgd", "epochs": 6, "centre": -1.0},
+    "sunspots-lstm": {"optimizer": "sgd", "epochs": 10, "centre": -1.5},
+    "airline-lstm": {"optimizer": "sgd", "epochs": 100, "centre": -1.5},
+    "sms-spam": {"optimizer": "adam", "epochs": 3, "subset": 2000, "centre": -2.5},
+    "shakespeare-char": {"optimizer": "adam", "epochs": 1, "subset": 10000, "centre": -2.5},
+    "cartpole-pg": {"optimizer": "adam", "epochs": 5, "seeds": 5, "centre": -2.5},
 }
-GRID = [10 ** (-3 + 0.5 * k) for k in range(7)]  # 1e-3 ... 1, half-decade steps
+SMOKE = {"digits": {"optimizer": "sgd", "epochs": 2, "centre": -1.0, "points": 3, "seeds": 1}}
+POINTS = 9  # grid points, half a decade apart
+STEP = 0.5
+MAX_WIDEN = 3  # extra points per side when the best sits at an edge
+REPEATS = 3  # sweeps per range test (the rules are read from the first alone, and from all three)
+MOMENTUM = (0.85, 0.95)
+PEERS = ("torch-lr-finder", "lightning")
+HIT = math.log10(2.0)
 
 
-def subset(data: TaskData, n: int | None) -> TaskData:
-    if n is None or n >= data.n_train:
-        return data
-    idx = torch.randperm(data.n_train, generator=torch.Generator().manual_seed(123))[:n]
-    return TaskData(data.x_train[idx], data.y_train[idx], data.x_test, data.y_test)
+# ============================================================================ units of work
+def _seeds(setting: dict[str, Any], default: int) -> list[int]:
+    return list(range(setting.get("seeds", default)))
 
 
-def cyclr_suggestion(task: Any, data: TaskData, seed: int) -> tuple[Any, float]:
-    torch.manual_seed(seed)
-    model = task.model()
-    opt = make_optimizer("sgd", model, 0.01)
-    loader = EpochBatches(data, task.batch_size, torch.Generator().manual_seed(seed))
+def _task_data(name: str, setting: dict[str, Any], data_dir: str | None) -> tuple[Any, Any]:
+    from cyclr.bench.harness import _task_data
+
+    return _task_data(name, setting.get("subset"), data_dir)
+
+
+def run_unit(unit: tuple[Any, ...], settings: dict[str, dict[str, Any]], data_dir: str | None) -> dict[str, Any]:
+    """One unit: ``('grid', task, seed, lr)`` trains a one-cycle run; ``('sweep', task, seed)``
+    runs cyclr's range test (3 sweeps); ``('peer', task, seed, name)`` asks a peer package."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("STUDY_THREADS", "1")))
+    kind, name, seed = unit[0], unit[1], unit[2]
+    setting = settings[name]
+    task, data = _task_data(name, setting, data_dir)
     t0 = time.perf_counter()
-    result = ct.lr_range_test(model, opt, task.loss, loader, progress=False)
-    return result, time.perf_counter() - t0
+    out: dict[str, Any] = {"unit": list(unit)}
+    if kind == "grid":
+        out["metric"], out["diverged"] = one_cycle_metric(task, data, setting, seed, float(unit[3]))
+    elif kind == "sweep":
+        from cyclr.bench.harness import runner_for
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = runner_for(task).range_test(task, data, setting["optimizer"], seed, repeats=REPEATS)
+        out["curves"] = [
+            {"lrs": c.lrs, "losses": [_finite(x) for x in c.losses], "smoothed": [_finite(x) for x in c.smoothed]}
+            for c in result.curves
+        ]
+        out["steps_per_epoch"] = task.steps_per_epoch(data)
+    elif kind == "peer":
+        from cyclr.bench import peers
+
+        out["lr"] = peers.SUGGESTERS[unit[3]](task, data, setting["optimizer"], seed)
+    else:
+        raise ValueError(f"unknown unit {unit!r}")
+    out["seconds"] = time.perf_counter() - t0
+    return out
 
 
-def torch_lr_finder_suggestion(task: Any, data: TaskData, seed: int) -> float:
-    """torch-lr-finder's documented recipe: range_test(end_lr=10, num_iter=100), then the
-    steepest-gradient point that its own plot() reports."""
-    import matplotlib
+def one_cycle_metric(task: Any, data: Any, setting: dict[str, Any], seed: int, max_lr: float) -> tuple[float, bool]:
+    """The final tracked metric of a one-cycle run peaking at ``max_lr`` (torch's defaults, cycled
+    momentum 0.85-0.95), as the bench's ``one_cycle`` strategy trains it."""
+    import cyclr
+    from cyclr.bench.driver import ScheduleDriver
+    from cyclr.bench.harness import runner_for
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from torch_lr_finder import LRFinder
+    epochs = setting["epochs"]
+    driver = ScheduleDriver(cyclr.one_cycle(max_lr, task.steps_per_epoch(data) * epochs), momentum=MOMENTUM)
+    run = runner_for(task).run(task, data, driver, optimizer=setting["optimizer"], epochs=epochs, seed=seed)
+    return (_finite(run.final), bool(run.diverged))
 
-    torch.manual_seed(seed)
-    model = task.model()
-    opt = make_optimizer("sgd", model, 1e-7)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(data.x_train, data.y_train), batch_size=task.batch_size, shuffle=True
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+class Journal:
+    """Finished units, one JSON line each; a rerun skips them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    rec = json.loads(line)
+                    self.done[json.dumps(rec["unit"])] = rec
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.done[json.dumps(rec["unit"])] = rec
+        with self.path.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def get(self, unit: Iterable[Any]) -> dict[str, Any] | None:
+        return self.done.get(json.dumps(list(unit)))
+
+
+def _call(args: tuple[tuple[Any, ...], dict[str, dict[str, Any]], str | None]) -> dict[str, Any]:
+    """A unit that raises is recorded as failed (a grid point as diverged, a peer as no answer)."""
+    try:
+        return run_unit(*args)
+    except Exception as err:
+        unit = args[0]
+        rec: dict[str, Any] = {"unit": list(unit), "error": f"{type(err).__name__}: {err}", "seconds": 0.0}
+        rec.update(
+            {"grid": {"metric": None, "diverged": True}, "sweep": {"curves": [], "steps_per_epoch": 1}}.get(
+                unit[0], {"lr": None}
+            )
+        )
+        return rec
+
+
+def run_units(
+    units: list[tuple[Any, ...]],
+    journal: Journal,
+    settings: dict[str, dict[str, Any]],
+    data_dir: str | None,
+    workers: int,
+) -> None:
+    todo = [u for u in units if journal.get(u) is None]
+    if not todo:
+        return
+    print(f"  {len(todo)} units to run ({len(units) - len(todo)} already done)", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    if workers <= 1:
+        results: Iterable[dict[str, Any]] = (_call((u, settings, data_dir)) for u in todo)
+        for i, rec in enumerate(results, 1):
+            journal.add(rec)
+            _tick(i, len(todo), rec, t0)
+        return
+    with get_context("spawn").Pool(workers) as pool:
+        for i, rec in enumerate(pool.imap_unordered(_call, [(u, settings, data_dir) for u in todo]), 1):
+            journal.add(rec)
+            _tick(i, len(todo), rec, t0)
+
+
+def _tick(i: int, n: int, rec: dict[str, Any], t0: float) -> None:
+    err = f" FAILED: {rec['error']}" if "error" in rec else ""
+    print(
+        f"  [{i}/{n}] {rec['unit']} {rec['seconds']:.1f}s{err} (elapsed {time.perf_counter() - t0:.0f}s)",
+        file=sys.stderr,
+        flush=True,
     )
-    finder = LRFinder(model, opt, task.loss, device="cpu")
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        finder.range_test(loader, end_lr=10, num_iter=100)
-        fig, ax = plt.subplots()
-        _, lr = finder.plot(suggest_lr=True, ax=ax)
-        plt.close(fig)
-    return float(lr)
 
 
-def lightning_suggestion(task: Any, data: TaskData, seed: int) -> float:
-    """Lightning's Tuner.lr_find with its defaults (min 1e-8, max 1, 100 steps) and suggestion()."""
-    import logging
+# ============================================================================ the grid
+def grid_points(setting: dict[str, Any], lo: int = 0, hi: int = 0) -> list[float]:
+    """The grid's log10 LRs: ``POINTS`` half-decade steps around the centre, widened by ``lo``
+    points below and ``hi`` above."""
+    n = setting.get("points", POINTS)
+    first = setting["centre"] - STEP * (n - 1) / 2
+    return [round(first + STEP * k, 6) for k in range(-lo, n + hi)]
 
-    import lightning.pytorch as pl
-    from lightning.pytorch.tuner import Tuner
 
-    for logger in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
+@dataclass
+class Grid:
+    """A task's grid: log10 LRs and, per point, the metric of each seed (``None``: diverged)."""
 
-    class Module(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = task.model()
-            self.lr = 0.01
+    log_lrs: list[float]
+    metrics: list[list[float | None]]
+    higher_is_better: bool
 
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            x, y = batch
-            return task.loss(self.net(x), y)  # type: ignore[no-any-return]
+    def means(self) -> np.ndarray:
+        """Mean over seeds; a diverged seed counts as the worst finite value of the whole grid."""
+        finite = [m for row in self.metrics for m in row if m is not None]
+        worst = (min(finite) if self.higher_is_better else max(finite)) if finite else 0.0
+        return np.array([statistics.mean(worst if m is None else m for m in row) for row in self.metrics])
 
-        def configure_optimizers(self) -> Any:
-            return make_optimizer("sgd", self.net, self.lr)
+    def sign(self) -> float:
+        return 1.0 if self.higher_is_better else -1.0
 
-    torch.manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(data.x_train, data.y_train), batch_size=task.batch_size, shuffle=True
+    def best_index(self) -> int:
+        return int(np.argmax(self.sign() * self.means()))
+
+    def best(self) -> float:
+        return float(self.means()[self.best_index()])
+
+    def noise(self) -> float:
+        """Seed noise at the best point: the standard deviation over seeds (0 with one seed)."""
+        row = [m for m in self.metrics[self.best_index()] if m is not None]
+        return statistics.stdev(row) if len(row) > 1 else 0.0
+
+    def interior(self) -> bool:
+        return 0 < self.best_index() < len(self.log_lrs) - 1
+
+    def best_log_lr(self) -> float:
+        """The best ``log10 max_lr``: the vertex of a parabola through the best point and its two
+        neighbours (within half a step of it), or the best point itself at an edge."""
+        i, y, x = self.best_index(), self.sign() * self.means(), self.log_lrs
+        if not self.interior():
+            return x[i]
+        a, b, c = y[i - 1], y[i], y[i + 1]
+        curv = a - 2 * b + c
+        if curv >= 0:
+            return x[i]
+        shift = 0.5 * (a - c) / curv * STEP
+        return x[i] + float(np.clip(shift, -STEP / 2, STEP / 2))
+
+    def metric_at(self, log_lr: float) -> float | None:
+        """The mean metric at ``log_lr``, linear in log LR between grid points; ``None`` outside
+        the grid (unknown, so never a hit by metric)."""
+        x = self.log_lrs
+        if not (x[0] - 1e-9 <= log_lr <= x[-1] + 1e-9):
+            return None
+        return float(np.interp(log_lr, x, self.means()))
+
+    def hit(self, log_lr: float) -> bool:
+        """Within 2x of the grid best, or the metric there within seed noise of the best."""
+        if abs(self.best_log_lr() - log_lr) <= HIT:
+            return True
+        at = self.metric_at(log_lr)
+        return at is not None and self.sign() * (self.best() - at) <= self.noise()
+
+
+def build_grid(
+    name: str, setting: dict[str, Any], journal: Journal, seeds: list[int], higher: bool
+) -> tuple[Grid, int, int]:
+    """The grid from the journal, and how many points it still needs below/above (0, 0 when its
+    best is interior or it has widened ``MAX_WIDEN`` points on that side)."""
+    lo = hi = 0
+    while True:
+        points = grid_points(setting, lo, hi)
+        rows = []
+        for p in points:
+            recs = [journal.get(("grid", name, s, 10**p)) for s in seeds]
+            if any(r is None for r in recs):
+                return Grid([], [], higher), lo, hi  # not all run yet: the caller runs them first
+            rows.append([None if r["diverged"] else r["metric"] for r in recs])  # type: ignore[index]
+        grid = Grid(points, rows, higher)
+        i = grid.best_index()
+        if i == 0 and lo < MAX_WIDEN:
+            lo += 1
+        elif i == len(points) - 1 and hi < MAX_WIDEN:
+            hi += 1
+        else:
+            return grid, 0, 0
+
+
+# ============================================================================ the rules
+def rule_table() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    from cyclr.finder import _suggest as s
+
+    def smith_max(lrs: np.ndarray, losses: np.ndarray) -> float:
+        return s.smith_bounds(lrs, losses)[1]
+
+    def smith_base(lrs: np.ndarray, losses: np.ndarray) -> float:
+        return s.smith_bounds(lrs, losses)[0]
+
+    def at_minimum(lrs: np.ndarray, losses: np.ndarray) -> float:
+        return s.minimum(lrs, losses) * 10
+
+    def steep_max(lrs: np.ndarray, losses: np.ndarray) -> float:
+        return math.sqrt(s.steepest(lrs, losses) * smith_max(lrs, losses))
+
+    return {
+        "steepest": s.steepest,
+        "valley": s.valley,
+        "minimum/10": s.minimum,
+        "at minimum": at_minimum,
+        "smith max_lr": smith_max,
+        "smith base_lr": smith_base,
+        "geo(steepest, max_lr)": steep_max,
+    }
+
+
+def curve_points(curve: dict[str, Any], reading: str) -> tuple[np.ndarray, np.ndarray]:
+    """The points a rule reads: ``'trend'`` is cyclr's zero-lag smoothing of the raw losses;
+    ``'ema'`` the bias-corrected EMA the sweep recorded (fastai's smoothed loss, which lags)."""
+    from cyclr.finder._suggest import clean
+
+    lrs = np.asarray(curve["lrs"], dtype=float)
+    raw = np.asarray([np.nan if v is None else v for v in curve["losses"]], dtype=float)
+    if reading == "trend":
+        return clean(lrs, raw)
+    ema = np.asarray([np.nan if v is None else v for v in curve["smoothed"]], dtype=float)
+    bad = ~np.isfinite(ema)
+    n = int(np.argmax(bad)) if bad.any() else len(ema)
+    start, end = n // 10, n - 5 if n - 5 - n // 10 >= 8 else n
+    return lrs[start:end], ema[start:end]
+
+
+def suggestions(curves: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Every candidate (reading x rule x first sweep / median of sweeps) for one seed's test:
+    its log10 LR, or None where the rule finds no descent."""
+    from cyclr.finder._suggest import NoDescentError
+
+    out: dict[str, float | None] = {}
+    rules = rule_table()
+    if not curves:
+        return {}
+    for reading in ("trend", "ema"):
+        per_sweep: list[dict[str, float | None]] = []
+        for curve in curves:
+            row: dict[str, float | None] = {}
+            try:
+                lrs, losses = curve_points(curve, reading)
+            except NoDescentError:
+                lrs = losses = None  # type: ignore[assignment]
+            for rule, fn in rules.items():
+                try:
+                    row[rule] = math.log10(fn(lrs, losses)) if lrs is not None else None
+                except (NoDescentError, ValueError):
+                    row[rule] = None
+            per_sweep.append(row)
+        for rule in rules:
+            out[f"{reading} | {rule} | first sweep"] = per_sweep[0][rule]
+            values = [r[rule] for r in per_sweep if r[rule] is not None]
+            out[f"{reading} | {rule} | median of {len(curves)}"] = statistics.median(values) if values else None
+    return out
+
+
+# ============================================================================ calibration
+@dataclass
+class TaskStudy:
+    name: str
+    grid: Grid
+    suggested: list[dict[str, float | None]]  # per seed: candidate -> log10 LR
+    peers: dict[str, list[float | None]]  # peer -> per seed log10 LR
+    range_test_steps: float
+    steps_per_epoch: int
+
+
+def log_ratios(study: TaskStudy, candidate: str) -> list[float | None]:
+    best = study.grid.best_log_lr()
+    return [None if s.get(candidate) is None else best - s[candidate] for s in study.suggested]  # type: ignore[operator]
+
+
+def calibrate(studies: list[TaskStudy], candidates: list[str]) -> tuple[str, float, float]:
+    """``(candidate, correction, spread)``: the candidate whose per-task mean log-ratio varies
+    least across tasks (standard deviation, in decades), and its correction, the median of those
+    means. A candidate that finds no LR on some seed of a task is out (a rule must always answer
+    where the curve falls)."""
+    best: tuple[str, float, float] | None = None
+    for cand in candidates:
+        per_task = []
+        for st in studies:
+            r = log_ratios(st, cand)
+            if any(x is None for x in r):
+                break
+            per_task.append(statistics.mean(r))  # type: ignore[arg-type]
+        else:
+            spread = statistics.pstdev(per_task) if len(per_task) > 1 else 0.0
+            if best is None or spread < best[2]:
+                best = (cand, statistics.median(per_task), spread)
+    if best is None:
+        raise RuntimeError("no candidate answers on every task")
+    return best
+
+
+def score(study: TaskStudy, logs: list[float | None]) -> dict[str, Any]:
+    """Per seed: hit or miss; and the mean |log10 ratio| and the metric at the suggestion."""
+    grid, best = study.grid, study.grid.best_log_lr()
+    hits, errors, metrics = [], [], []
+    for x in logs:
+        if x is None:
+            hits.append(False)
+            continue
+        hits.append(grid.hit(x))
+        errors.append(best - x)
+        metrics.append(grid.metric_at(x))
+    return {
+        "hits": sum(hits),
+        "of": len(logs),
+        "log_ratio": statistics.mean(errors) if errors else None,
+        "metric": statistics.mean(m for m in metrics if m is not None) if any(m is not None for m in metrics) else None,
+    }
+
+
+def leave_one_out(studies: list[TaskStudy], candidates: list[str]) -> dict[str, dict[str, Any]]:
+    """For each task: the rule and correction chosen on the other tasks, scored on this one."""
+    out = {}
+    for st in studies:
+        others = [o for o in studies if o is not st and o.grid.log_lrs]
+        cand, corr, spread = calibrate(others, candidates)
+        logs = [None if s.get(cand) is None else s[cand] + corr for s in st.suggested]  # type: ignore[operator]
+        out[st.name] = {"candidate": cand, "correction": corr, "spread": spread, "logs": logs, **score(st, logs)}
+    return out
+
+
+# ============================================================================ the study
+def plan(
+    settings: dict[str, dict[str, Any]], journal: Journal, seeds_default: int, peers: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    """The units still missing for the next round: range tests, peers, and the grid (widened
+    where its best is at an edge)."""
+    from cyclr.bench import get_task
+    from cyclr.bench.peers import SUGGESTERS
+
+    units: list[tuple[Any, ...]] = []
+    for name, setting in settings.items():
+        task = get_task(name)
+        seeds = _seeds(setting, seeds_default)
+        for s in seeds:
+            units.append(("sweep", name, s))
+            if task.runner == "torch":
+                units += [("peer", name, s, p) for p in peers if p in SUGGESTERS]
+        grid, lo, hi = build_grid(name, setting, journal, seeds, task.higher_is_better)
+        points = grid_points(setting, lo, hi) if not grid.log_lrs or lo or hi else []
+        units += [("grid", name, s, 10**p) for p in points for s in seeds]
+    return units
+
+
+def analyse(
+    settings: dict[str, dict[str, Any]], journal: Journal, seeds_default: int, peers: tuple[str, ...]
+) -> tuple[list[TaskStudy], dict[str, Any]]:
+    from cyclr.bench import get_task
+    from cyclr.bench.peers import fastai_valley
+
+    studies = []
+    for name, setting in settings.items():
+        task = get_task(name)
+        seeds = _seeds(setting, seeds_default)
+        grid, _, _ = build_grid(name, setting, journal, seeds, task.higher_is_better)
+        sweeps = [journal.get(("sweep", name, s)) for s in seeds]
+        suggested = [suggestions(r["curves"]) for r in sweeps]  # type: ignore[index]
+        peer_logs: dict[str, list[float | None]] = {}
+        for p in peers:
+            recs = [journal.get(("peer", name, s, p)) for s in seeds]
+            if all(r is not None for r in recs):
+                peer_logs[p] = [math.log10(r["lr"]) if r["lr"] else None for r in recs]  # type: ignore[index]
+        peer_logs["fastai valley"] = [_log(fastai_valley(r["curves"][0])) for r in sweeps]  # type: ignore[index]
+        steps = statistics.mean(len(c["lrs"]) for r in sweeps for c in r["curves"])  # type: ignore[index]
+        studies.append(TaskStudy(name, grid, suggested, peer_logs, steps, sweeps[0]["steps_per_epoch"]))  # type: ignore[index]
+    candidates = list(studies[0].suggested[0])
+    table = {}
+    for cand in candidates:
+        per_task = {}
+        for st in studies:
+            r = [x for x in log_ratios(st, cand) if x is not None]
+            per_task[st.name] = statistics.mean(r) if r else None
+        found = [v for v in per_task.values() if v is not None]
+        table[cand] = {
+            "per_task": per_task,
+            "answers": len(found),
+            "spread": statistics.pstdev(found) if len(found) > 1 else None,
+            "median": statistics.median(found) if found else None,
+        }
+    chosen = calibrate(studies, candidates) if len(studies) > 1 else (candidates[0], 0.0, 0.0)
+    return studies, {
+        "candidates": table,
+        "chosen": {"candidate": chosen[0], "correction": chosen[1], "factor": 10 ** chosen[1], "spread": chosen[2]},
+        "leave_one_out": leave_one_out(studies, candidates) if len(studies) > 2 else {},
+    }
+
+
+def _log(x: float | None) -> float | None:
+    return math.log10(x) if x else None
+
+
+# ============================================================================ printing
+def report(studies: list[TaskStudy], analysis: dict[str, Any], seeds_default: int) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add("## Grids (one-cycle max_lr -> final metric, mean over seeds)")
+    for st in studies:
+        g = st.grid
+        where = "interior" if g.interior() else "AT THE EDGE"
+        add(
+            f"{st.name}: best max_lr {10 ** g.best_log_lr():.3g} ({where}), metric {g.best():.4g} "
+            f"+- {g.noise():.2g} (seed sd); range test {st.range_test_steps:.0f} steps per sweep = "
+            f"{st.range_test_steps / st.steps_per_epoch:.2f} epochs"
+        )
+        add("    " + "  ".join(f"{10**x:.2g}:{m:.4g}" for x, m in zip(g.log_lrs, g.means())))
+    add("")
+    add("## Candidates: mean log10(grid best / suggestion) per task; spread = sd across tasks (decades)")
+    ranked = sorted(analysis["candidates"].items(), key=lambda kv: (-kv[1]["answers"], kv[1]["spread"] or 9))
+    names = [st.name for st in studies]
+    add(f"{'candidate':<44}{'spread':>7}{'median':>8}  " + " ".join(f"{n[:8]:>8}" for n in names))
+    for cand, row in ranked:
+        vals = " ".join("    none" if row["per_task"][n] is None else f"{row['per_task'][n]:>+8.2f}" for n in names)
+        sp = "-" if row["spread"] is None else f"{row['spread']:.2f}"
+        md = "-" if row["median"] is None else f"{row['median']:+.2f}"
+        add(f"{cand:<44}{sp:>7}{md:>8}  {vals}")
+    ch = analysis["chosen"]
+    add("")
+    add(
+        f"chosen on all tasks: {ch['candidate']} x {ch['factor']:.3g} (correction {ch['correction']:+.2f} decades, "
+        f"spread {ch['spread']:.2f} decades)"
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        max_epochs=1000,
-    )
-    with (
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        finder = Tuner(trainer).lr_find(Module(), train_dataloaders=loader, update_attr=False)
-    return float(finder.suggestion())
+    if analysis["leave_one_out"]:
+        add("")
+        add("## Leave-one-task-out: the rule and factor chosen without the task, judged on it")
+        add(
+            f"{'task':<18}{'rule chosen on the others':<46}{'factor':>8}{'hits':>7}"
+            f"{'log10 err':>11}{'metric':>10}{'grid best':>11}"
+        )
+        total = of = 0
+        for st in studies:
+            r = analysis["leave_one_out"][st.name]
+            total, of = total + r["hits"], of + r["of"]
+            err = "-" if r["log_ratio"] is None else f"{r['log_ratio']:+.2f}"
+            met = "-" if r["metric"] is None else f"{r['metric']:.4g}"
+            add(
+                f"{st.name:<18}{r['candidate']:<46}{10 ** r['correction']:>8.3g}{r['hits']:>4}/{r['of']:<2}"
+                f"{err:>11}{met:>10}{st.grid.best():>11.4g}"
+            )
+        add(f"hits: {total}/{of} seeds (within 2x of the grid best, or within seed noise of its metric)")
+        add("")
+        add("## Peers, same curves and grid (hits per seed; log10 err = mean log10(grid best / suggestion))")
+        peer_names = sorted({p for st in studies for p in st.peers})
+        add(f"{'task':<18}{'cyclr (LOTO)':>16}" + "".join(f"{p:>22}" for p in peer_names))
+        for st in studies:
+            r = analysis["leave_one_out"][st.name]
+            cells = [f"{r['hits']}/{r['of']} {_fmt(r['log_ratio'])}"]
+            for p in peer_names:
+                if p in st.peers:
+                    s = score(st, st.peers[p])
+                    cells.append(f"{s['hits']}/{s['of']} {_fmt(s['log_ratio'])}")
+                else:
+                    cells.append("n/a")
+            add(f"{st.name:<18}{cells[0]:>16}" + "".join(f"{c:>22}" for c in cells[1:]))
+    return "\n".join(lines)
 
 
-def one_cycle_score(task: Any, data: TaskData, max_lr: float, epochs: int, seeds: list[int]) -> tuple[float, float]:
-    """Mean (and seconds per epoch) of the final metric of one-cycle runs at ``max_lr``."""
-    steps = task.steps_per_epoch(data) * epochs
-    values, seconds = [], []
-    for seed in seeds:
-        driver = ScheduleDriver(cyclr.one_cycle(max_lr, steps), momentum=(0.85, 0.95))
-        run = train(task, data, driver, epochs=epochs, seed=seed)
-        values.append(run.final if not run.diverged else (0.0 if task.higher_is_better else math.inf))
-        seconds.append(run.seconds / epochs)
-    return statistics.mean(values), statistics.mean(seconds)
+def _fmt(x: float | None) -> str:
+    return "   -" if x is None else f"{x:+.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="digits,sms-spam,mnist,fashion-mnist")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--peers", default="torch-lr-finder,lightning", help="comma list; empty for none")
-    parser.add_argument("--smoke", action="store_true", help="digits only, 1 seed, 3 grid points, 2 epochs")
+    parser.add_argument("--tasks", default=",".join(SETTINGS))
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per task (a task's setting may ask more)")
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma list; empty for none")
+    parser.add_argument("--smoke", action="store_true", help="digits, 1 seed, 3 grid points, 2 epochs")
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--json", default=None, help="write all numbers here")
+    parser.add_argument("--out", default="results/range_test_study.jsonl", help="the journal of finished units")
+    parser.add_argument("--json", default=None, help="write the analysis here")
+    parser.add_argument("--analyse-only", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    tasks = ["digits"] if args.smoke else args.tasks.split(",")
-    seeds = [0] if args.smoke else list(range(args.seeds))
-    grid = [1e-2, 1e-1, 1.0] if args.smoke else GRID
-    peers = [p for p in args.peers.split(",") if p]
-    report: dict[str, Any] = {}
-    for name in tasks:
-        task = get_task(name)
-        setting = SETTINGS.get(name, {"epochs": task.epochs, "subset": None})
-        epochs = 2 if args.smoke else setting["epochs"]
-        data = subset(task.load(args.data_dir), setting["subset"])
-        result, rt_seconds = cyclr_suggestion(task, data, seed=0)
-        try:
-            rules = result.suggestions
-        except NoDescentError as err:
-            rules = {}
-            print(f"{name}: cyclr found no suggestion: {err}")
-        scores = {lr: one_cycle_score(task, data, lr, epochs, seeds) for lr in grid}
-        pick = max if task.higher_is_better else min
-        best_lr = pick(scores, key=lambda lr: scores[lr][0])
-        epoch_seconds = statistics.mean(s for _, s in scores.values())
-        entry: dict[str, Any] = {
-            "metric": task.metric,
-            "epochs": epochs,
-            "train_size": data.n_train,
-            "grid": {f"{lr:.4g}": scores[lr][0] for lr in grid},
-            "grid_best_lr": best_lr,
-            "grid_best": scores[best_lr][0],
-            "range_test_steps": result.steps,
-            "range_test_seconds": rt_seconds,
-            "epoch_steps": task.steps_per_epoch(data),
-            "epoch_seconds": epoch_seconds,
-            "rules": rules,
-            "candidates": {},
-        }
-        candidates = {f"cyclr {rule}": lr for rule, lr in rules.items() if rule != "base_lr"}
-        if rules:
-            candidates["cyclr schedule()"] = result.schedule("one_cycle", epochs=epochs).max_lr  # type: ignore[attr-defined]
-        if "torch-lr-finder" in peers:
-            candidates["torch-lr-finder"] = torch_lr_finder_suggestion(task, data, seed=0)
-        if "lightning" in peers:
-            candidates["lightning"] = lightning_suggestion(task, data, seed=0)
-        for label, lr in candidates.items():
-            score, _ = one_cycle_score(task, data, lr, epochs, seeds)
-            entry["candidates"][label] = {"max_lr": lr, "ratio": lr / best_lr, "score": score}
-        report[name] = entry
-        print_task(name, entry, len(seeds))
+    settings = dict(SMOKE) if args.smoke else {t: SETTINGS[t] for t in args.tasks.split(",")}
+    peers = tuple(p for p in args.peers.split(",") if p)
+    journal = Journal(Path(args.out))
+    while not args.analyse_only:
+        units = plan(settings, journal, args.seeds, peers)
+        if not [u for u in units if journal.get(u) is None]:
+            break
+        run_units(units, journal, settings, args.data_dir, args.workers)
+    studies, analysis = analyse(settings, journal, args.seeds, peers)
+    print(report(studies, analysis, args.seeds))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-
-
-def print_task(name: str, e: dict[str, Any], n_seeds: int) -> None:
-    print(
-        f"\n{name}: one-cycle, SGD momentum 0.85-0.95, {e['epochs']} epochs on {e['train_size']} examples, "
-        f"{e['metric']} (mean of {n_seeds} seeds)"
-    )
-    grid = "  ".join(f"{lr}:{v:.4f}" for lr, v in e["grid"].items())
-    print(f"  grid max_lr -> {e['metric']}: {grid}")
-    print(f"  grid best: max_lr {e['grid_best_lr']:.4g} -> {e['grid_best']:.4f}")
-    print(f"  {'suggestion':<22}{'max_lr':>10}{'/ grid best':>13}{e['metric']:>10}{'vs grid best':>14}")
-    for label, c in e["candidates"].items():
-        within = "" if 0.5 <= c["ratio"] <= 2 else "  (outside 2x)"
-        delta = c["score"] - e["grid_best"]
-        print(f"  {label:<22}{c['max_lr']:>10.3g}{c['ratio']:>12.2f}x{c['score']:>10.4f}{delta:>+14.4f}{within}")
-    rt, ep = e["range_test_seconds"], e["epoch_seconds"]
-    print(
-        f"  range test: {e['range_test_steps']} steps, {rt:.1f} s; one epoch: {e['epoch_steps']} steps, {ep:.1f} s "
-        f"(test / epoch: {e['range_test_steps'] / e['epoch_steps']:.2f} in steps, {rt / ep:.2f} in seconds)"
-    )
+        Path(args.json).write_text(json.dumps(analysis, indent=2, default=str))
 
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    main()
+    with contextlib.suppress(BrokenPipeError):
+        main()

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from conftest import n_examples
 from cyclr.finder import (
+    CALIBRATED,
     MAX_SPREAD,
+    Calibration,
     Curve,
     NoDescentError,
     RangeTest,
@@ -32,11 +34,12 @@ from cyclr.finder import (
     trend,
     valley,
 )
+from cyclr.finder._suggest import ema_points
 from cyclr.schedules import OneCycle, Triangular
 
 matplotlib.use("Agg")
 
-SUGGESTION_KEYS = {"steepest", "valley", "minimum", "base_lr", "max_lr"}
+SUGGESTION_KEYS = {"steepest", "valley", "minimum", "base_lr", "max_lr", "calibrated"}
 
 
 # ----------------------------------------------------------------------------- synthetic curves
@@ -521,6 +524,41 @@ def test_suggestions(result: RangeTestResult) -> None:
     cl, cs = clean(result.lrs, result.losses)
     assert s["valley"] == valley(cl, cs) and s["steepest"] == steepest(cl, cs) and s["minimum"] == minimum(cl, cs)
     assert result.momentum == (0.85, 0.95)
+    assert result.default_rule == "calibrated"
+    assert s["calibrated"] == CALIBRATED(result.lrs, result.losses, result.smoothed)
+
+
+@pytest.mark.parametrize("reading", ["trend", "ema"])
+@pytest.mark.parametrize("rule", ["steepest", "valley", "minimum", "max_lr"])
+def test_calibration_reads_its_curve_and_scales(reading: str, rule: str) -> None:
+    """A calibration is its rule on its reading (the zero-lag trend of the raw losses, or the
+    sweep's own EMA trimmed like fastai), times its factor."""
+    lrs = sweep_lrs(100)
+    raw = sigmoid_loss(lrs)
+    ema = _ema(raw)
+    rules = {"steepest": steepest, "valley": valley, "minimum": minimum, "max_lr": lambda a, b: smith_bounds(a, b)[1]}
+    points = clean(lrs, raw) if reading == "trend" else ema_points(lrs, ema)
+    want = rules[rule](*points)
+    assert Calibration(reading, rule, 1.0)(lrs, raw, ema) == want
+    assert Calibration(reading, rule, 0.5)(lrs, raw, ema) == pytest.approx(want * 0.5, rel=1e-12)
+    assert np.array_equal(ema_points(lrs, ema)[1], ema[10:95])
+
+
+def test_the_lagging_ema_reads_later_than_the_trend() -> None:
+    """The EMA lags: any rule read from it lands at a higher LR than from the zero-lag trend."""
+    lrs = sweep_lrs(100)
+    raw = sigmoid_loss(lrs)
+    ema = _ema(raw)
+    for rule in ("steepest", "max_lr"):
+        assert Calibration("ema", rule, 1.0)(lrs, raw, ema) > Calibration("trend", rule, 1.0)(lrs, raw, ema)
+
+
+def _ema(raw: np.ndarray, beta: float = 0.98) -> np.ndarray:
+    out, avg = [], 0.0
+    for i, v in enumerate(raw, 1):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta**i))
+    return np.asarray(out)
 
 
 def test_suggestions_read_the_watched_losses() -> None:

@@ -567,7 +567,7 @@ def test_repeats() -> None:
         assert curve.losses[0] == pytest.approx(expected, rel=1e-6), f"repeat {r} did not start from the snapshot"
     assert len({tuple(c.losses) for c in result.curves}) == 3
     spread = result.spread
-    assert set(spread) == {"steepest", "valley", "minimum", "base_lr", "max_lr"}
+    assert set(spread) == {"steepest", "valley", "minimum", "base_lr", "max_lr", "calibrated"}
     for lo, med, hi in spread.values():
         assert lo <= med <= hi
     assert "spread" in result.to_config()
@@ -673,3 +673,46 @@ def test_ddp_two_ranks(tmp_path: Path) -> None:
     # weights restored on both ranks (and identical across ranks)
     assert r0["restored"] and r1["restored"]
     assert r0["checksum_before"] == r0["checksum_after"] == r1["checksum_before"] == r1["checksum_after"]
+
+
+class _CarriedLSTM:
+    """A step_fn for a stateful LSTM trained with truncated BPTT: the hidden state of one batch
+    is the (detached) initial state of the next; ``reset()`` starts a new stream."""
+
+    def __init__(self) -> None:
+        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.resets = 0
+        self.carried: list[bool] = []
+
+    def reset(self) -> None:
+        self.state, self.resets = None, self.resets + 1
+
+    def __call__(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        self.carried.append(self.state is not None)
+        out, state = model.lstm(x, self.state)  # type: ignore[operator]
+        self.state = (state[0].detach(), state[1].detach())
+        return F.mse_loss(model.head(out), y)  # type: ignore[operator]
+
+
+def test_recurrent_state_carried_between_batches_and_reset_each_sweep() -> None:
+    """A stateful RNN (hidden state carried across batches, truncated BPTT): every sweep starts
+    from fresh state through the step's ``reset()``, the state is carried inside a sweep, the
+    loss falls, and the model and optimizer come back exactly."""
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.lstm = nn.LSTM(1, 16, batch_first=True)
+    model.head = nn.Linear(16, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    t = torch.arange(0, 4000, dtype=torch.float32) * 0.1
+    series = torch.sin(t).reshape(8, -1, 1)  # 8 parallel streams, cut into windows of 25 steps
+    windows = [(series[:, i : i + 25], series[:, i + 1 : i + 26]) for i in range(0, series.shape[1] - 26, 25)]
+    step = _CarriedLSTM()
+    before = capture(model, opt)
+    result = lr_range_test(model, opt, None, windows, num_steps=60, repeats=2, step_fn=step, progress=False)
+    assert step.resets == 2
+    n0 = len(result.curves[0].lrs)
+    assert step.carried[0] is False and all(step.carried[1:n0])  # fresh, then carried
+    assert step.carried[n0] is False  # the second sweep starts afresh
+    assert result.suggestion > 0 and result.info["steps_per_epoch"] == len(windows)
+    assert_restored(before, capture(model, opt))

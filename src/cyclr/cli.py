@@ -336,6 +336,7 @@ if click is not None:
         from .bench import get_task
         from .bench.harness import runner_for
         from .finder import NoDescentError
+        from .finder._plot import used_rule
 
         if not start_lr < end_lr:
             raise click.BadParameter(f"must be above --start-lr ({start_lr:g}); got {end_lr:g}", param_hint="--end-lr")
@@ -383,7 +384,7 @@ if click is not None:
         cost = f"{result.steps / per_epoch:.2f} epochs" if per_epoch else "n/a"
         console.print(
             f"range test: {result.steps} steps ({cost} of {per_epoch} steps), {result.seconds:.1f} s; "
-            f"schedule() uses {result.default_rule} = {result.suggestion:.3g}"
+            f"schedule() uses max_lr = {result.suggestion:.3g} ({used_rule(result)})"
         )
         confidence = result.confidence
         colour = {"low": "red", "high": "green"}.get(confidence["level"], "yellow")

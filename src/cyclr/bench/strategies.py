@@ -20,12 +20,9 @@ same range as the constant grid, ``lr / sqrt(10)`` to ``lr * sqrt(10)``:
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -333,41 +330,10 @@ def peer(c: Context, v: Variant) -> Plan:
 
 
 def torch_lr_finder_suggestion(c: Context) -> tuple[float, int, dict[str, list[float]]]:
-    """torch-lr-finder's documented recipe: ``LRFinder(model, optimizer, criterion)``,
-    ``range_test(loader, end_lr=10, num_iter=100)``, then the steepest-gradient LR that its own
-    ``plot(suggest_lr=True)`` reports. Returns the LR, the steps the test took and its curve."""
-    import matplotlib
+    """torch-lr-finder's suggestion for the context's task (see :func:`.peers.torch_lr_finder_run`)."""
+    from .peers import torch_lr_finder_run
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-    from torch_lr_finder import LRFinder
-
-    torch.manual_seed(c.seed)
-    model = c.task.model()
-    opt = c.task.make_optimizer(c.optimizer, c.task.param_groups(model), 1e-7)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(c.data.x_train, c.data.y_train),
-        batch_size=c.task.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(c.seed),
-    )
-    finder = LRFinder(model, opt, c.task.loss, device="cpu")
-    with (
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        finder.range_test(loader, end_lr=10, num_iter=100)
-        fig, ax = plt.subplots()
-        _, lr = finder.plot(suggest_lr=True, ax=ax)
-        plt.close(fig)
-    history = finder.history
-    curve = {"lrs": [float(x) for x in history["lr"]], "losses": [float(x) for x in history["loss"]]}
-    if lr is None:
-        raise RuntimeError("torch-lr-finder gave no suggestion (its curve is too short).")
-    return float(lr), len(history["lr"]), curve
+    return torch_lr_finder_run(c.task, c.data, c.optimizer, c.seed)
 
 
 def strategy_from_reference(reference: str) -> Strategy:

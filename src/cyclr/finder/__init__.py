@@ -3,11 +3,24 @@ loops per framework (``cyclr.torch.lr_range_test``, ``cyclr.keras.lr_range_test`
 ``cyclr.jax.lr_range_test``)."""
 
 from ._core import MAX_SPREAD, Curve, RangeTest, RangeTestResult, RangeTestWarning
-from ._suggest import METHODS, NoDescentError, clean, minimum, smith_bounds, steepest, trend, valley
+from ._suggest import (
+    CALIBRATED,
+    METHODS,
+    Calibration,
+    NoDescentError,
+    clean,
+    minimum,
+    smith_bounds,
+    steepest,
+    trend,
+    valley,
+)
 
 __all__ = [
+    "CALIBRATED",
     "MAX_SPREAD",
     "METHODS",
+    "Calibration",
     "Curve",
     "NoDescentError",
     "RangeTest",

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._validation import IntRange, NumberRange, OneOf, check
 from ..schedules import OneCycle, Schedule, Triangular, Triangular2
-from ._suggest import METHODS, NoDescentError, clean, smith_bounds, trend
+from ._suggest import CALIBRATED, METHODS, NoDescentError, clean, smith_bounds, trend
 
 __all__ = ["Curve", "RangeTest", "RangeTestResult", "RangeTestWarning", "progress_bar", "repeat_batches"]
 
@@ -204,6 +204,7 @@ class RangeTestResult:
         lrs, losses = clean(np.asarray(curve.lrs), _watched(curve))
         out = {name: rule(lrs, losses) for name, rule in METHODS.items()}
         out["base_lr"], out["max_lr"] = smith_bounds(lrs, losses)
+        out["calibrated"] = CALIBRATED(np.asarray(curve.lrs), _watched(curve), np.asarray(curve.smoothed))
         return out
 
     def _per_sweep(self) -> list[dict[str, float]]:
@@ -218,17 +219,18 @@ class RangeTestResult:
     @property
     def suggestions(self) -> dict[str, float]:
         """Every rule's LR, read from the curve smoothed without lag (:attr:`trend`): ``steepest``,
-        ``valley``, ``minimum``, and Smith's ``base_lr``/``max_lr``; with repeats, each rule's
+        ``valley``, ``minimum``, Smith's ``base_lr``/``max_lr``, and ``calibrated`` (the
+        :data:`~cyclr.finder.CALIBRATED` rule, the :attr:`suggestion`); with repeats, each rule's
         median over the sweeps that fall (in log space). Raises :class:`NoDescentError` when no
         sweep falls."""
         if len(self.curves) == 1:
             return self._suggest(self.curves[0])
         return {k: med for k, (_, med, _) in self.spread.items()}
 
-    #: The rule behind :attr:`suggestion` and one-cycle's ``max_lr``: Smith's upper bound, where
-    #: the loss stops falling (Smith & Topin's recipe). ``benchmarks/range_test_quality.py``
-    #: measured it closest to a grid's best one-cycle max_lr; see the README for its figures.
-    default_rule = "max_lr"
+    #: The rule behind :attr:`suggestion` and one-cycle's ``max_lr``: the calibrated rule
+    #: (:data:`cyclr.finder.CALIBRATED`), chosen by ``benchmarks/range_test_quality.py``; see the
+    #: README for its figures.
+    default_rule = "calibrated"
 
     @property
     def suggestion(self) -> float:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._steps import total_steps
 from .._validation import IntRange, check
 from ._core import RangeTest, RangeTestResult, progress_bar, repeat_batches
 
@@ -63,8 +64,8 @@ def lr_range_test(
 
     evaluate = jax.jit(loss_fn)
     batches = repeat_batches(data)
-    if steps_per_epoch is None and isinstance(data, Sized):
-        steps_per_epoch = len(data)
+    if steps_per_epoch is None and isinstance(data, Sized) and len(data) > 0:
+        steps_per_epoch = total_steps(1, len(data))  # the same rule as cyclr.total_steps everywhere
     with progress_bar(progress, repeats * num_steps) as update:
         for _ in range(repeats):
             p, state = params, tx.init(params)

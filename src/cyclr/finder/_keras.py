@@ -112,9 +112,12 @@ def lr_range_test(
         model.optimizer.build(model.trainable_variables)
     state = _State(model)
     # Keras' fit runs ceil(len(x) / batch_size) updates an epoch: the schedule must cover them all
-    steps_per_epoch = (
-        total_steps(1, dataset_size=len(x), batch_size=batch_size) if hasattr(x, "__len__") and y is not None else None
-    )
+    steps_per_epoch = None
+    if hasattr(x, "__len__") and len(x) > 0:
+        # arrays: ceil(len / batch_size) batches; a dataset or PyDataset: its length in batches
+        steps_per_epoch = (
+            total_steps(1, dataset_size=len(x), batch_size=batch_size) if y is not None else total_steps(1, len(x))
+        )
     try:
         with progress_bar(progress, repeats * num_steps) as update:
             for _ in range(repeats):

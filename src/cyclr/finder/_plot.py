@@ -11,7 +11,7 @@ import numpy as np
 from ..plot import PALETTE, _plt, _safe_text, _style
 from ._suggest import NoDescentError, trend
 
-__all__ = ["RULE_LABELS", "plot_range_test"]
+__all__ = ["RULE_LABELS", "plot_range_test", "used_rule"]
 
 #: each rule with its definition, as the plot's legend names it
 RULE_LABELS = {
@@ -53,9 +53,7 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
         for name, color in marks.items():
             ax.axvline(s[name], color=color, linewidth=1.0, linestyle="--", label=f"{RULE_LABELS[name]}: {s[name]:.2g}")
         used = result.suggestion
-        ax.axvline(
-            used, color="#000000", linewidth=2.0, label=f"used by schedule(): {used:.2g} ({result.default_rule})"
-        )
+        ax.axvline(used, color="#000000", linewidth=2.0, label=f"used by schedule(): {used:.2g} ({used_rule(result)})")
         confidence = result.confidence
         if confidence["level"] != "single sweep":
             note = f"{note}; {confidence['level']} confidence: {confidence['reason']}"
@@ -67,3 +65,10 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
     if path is not None:
         fig.savefig(path, facecolor="white")
     return fig
+
+
+def used_rule(result: Any) -> str:
+    """The rule behind the suggestion, in words (the calibrated rule's definition)."""
+    from ._suggest import CALIBRATED
+
+    return f"calibrated: {CALIBRATED.describe()}" if result.default_rule == "calibrated" else result.default_rule

@@ -7,9 +7,23 @@ smoothed without lag, edges trimmed), and returns a learning rate; :func:`smith_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["METHODS", "NoDescentError", "clean", "minimum", "smith_bounds", "steepest", "trend", "valley"]
+__all__ = [
+    "CALIBRATED",
+    "METHODS",
+    "Calibration",
+    "NoDescentError",
+    "clean",
+    "ema_points",
+    "minimum",
+    "smith_bounds",
+    "steepest",
+    "trend",
+    "valley",
+]
 
 
 class NoDescentError(ValueError):
@@ -60,6 +74,25 @@ def clean(
             "lower start_lr, or check the model and the data."
         )
     return lrs, losses
+
+
+def ema_points(
+    lrs: np.ndarray, smoothed: np.ndarray, skip_start: float = 0.1, skip_end: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sweep's own bias-corrected EMA (what the stop rule watched, fastai's smoothed loss),
+    cut at the first non-finite value and trimmed like :func:`clean`. It lags the raw loss by
+    about ``1 / (1 - smoothing)`` steps, so a rule read from it lands at higher LRs."""
+    lrs, smoothed = np.asarray(lrs, dtype=float), np.asarray(smoothed, dtype=float)
+    bad = ~np.isfinite(smoothed) | ~np.isfinite(lrs) | (lrs <= 0)
+    n = int(np.argmax(bad)) if bad.any() else len(smoothed)
+    start = int(n * skip_start)
+    end = n - skip_end if n - skip_end - start >= 8 else n
+    if end - start < 5:
+        raise NoDescentError(
+            f"only {max(end - start, 0)} usable points on the curve (the loss diverged or was not finite almost "
+            "at once): lower start_lr, or check the model and the data."
+        )
+    return lrs[start:end], smoothed[start:end]
 
 
 def _check_descent(losses: np.ndarray, min_drop: float = 0.05) -> None:
@@ -149,3 +182,38 @@ def _descent(losses: np.ndarray, threshold: float = 0.1) -> tuple[int, int]:
 
 #: The single-LR rules, by name.
 METHODS = {"steepest": steepest, "valley": valley, "minimum": minimum}
+
+
+def _smith_max(lrs: np.ndarray, losses: np.ndarray) -> float:
+    return smith_bounds(lrs, losses)[1]
+
+
+#: Every single-LR rule a :class:`Calibration` may name.
+RULES = {**METHODS, "max_lr": _smith_max}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A measured rule for one-cycle's ``max_lr``: ``rule`` read from ``reading`` (``'trend'``,
+    cyclr's zero-lag smoothing of the raw losses, or ``'ema'``, the sweep's lagging EMA), times
+    ``factor``. ``benchmarks/range_test_quality.py`` chose it (see :data:`CALIBRATED`)."""
+
+    reading: str
+    rule: str
+    factor: float
+
+    def __call__(self, lrs: np.ndarray, raw: np.ndarray, smoothed: np.ndarray) -> float:
+        points = clean(lrs, raw) if self.reading == "trend" else ema_points(lrs, smoothed)
+        return RULES[self.rule](*points) * self.factor
+
+    def describe(self) -> str:
+        reading = "zero-lag trend" if self.reading == "trend" else "EMA"
+        rule = "Smith's max_lr" if self.rule == "max_lr" else self.rule
+        return f"{rule} of the {reading}" + (f" x {self.factor:.2g}" if self.factor != 1 else "")
+
+
+#: The rule behind ``RangeTestResult.suggestion`` and ``schedule()``: chosen by the calibration
+#: study (``benchmarks/range_test_quality.py``, README "LR range test quality") as the candidate
+#: whose log10(grid-best max_lr / suggestion) varied least across its tasks, with the median of
+#: that ratio as the factor.
+CALIBRATED = Calibration("trend", "max_lr", 1.0)

@@ -232,7 +232,10 @@ def lr_range_test(
         model, optimizer: trained in place during the test, restored exactly afterwards (also
             after divergence, NaN, an exception or Ctrl-C).
         loss_fn: ``loss_fn(model(x), y)`` for batches ``(x, y, ...)``; or give ``step_fn(model,
-            batch) -> loss`` for anything else.
+            batch) -> loss`` for anything else. A ``step_fn`` may carry state between batches
+            (a recurrent model's hidden state, detached each step: truncated BPTT); if it has a
+            ``reset()`` method, every sweep calls it first, so each starts from fresh state as
+            training would.
         train_data: an iterable of batches (a ``DataLoader``); re-iterated if it runs out.
         val_data: if given, the validation loss after every step drives the smoothing and the
             stop (pytorch-lr-finder's ``val_loader``); it costs a full pass per step.
@@ -268,6 +271,8 @@ def lr_range_test(
             for _ in range(repeats):
                 snapshot.restore()
                 model.train()
+                if callable(getattr(step, "reset", None)):
+                    step.reset()  # type: ignore[attr-defined]  # carried state (an RNN's hidden state) starts afresh
                 sweep.begin()
                 for i in range(num_steps):
                     lr = sweep.lr(i)
