@@ -24,6 +24,7 @@ from cyclr.finder import (
     Calibration,
     Curve,
     NoDescentError,
+    NoSafeLRError,
     RangeTest,
     RangeTestResult,
     RangeTestWarning,
@@ -576,7 +577,7 @@ def test_suggestions_read_the_watched_losses() -> None:
 
 def test_spread_over_repeats() -> None:
     lrs = sweep_lrs(100)
-    curves = [sigmoid_loss(lrs, c, 0.3) for c in (-4.0, -3.0, -2.5)]
+    curves = [sigmoid_loss(lrs, c, 0.3) for c in (-3.4, -3.0, -2.7)]
     result = result_from(*curves)
     single = [result_from(c).suggestions for c in curves]
     spread = result.spread
@@ -586,8 +587,24 @@ def test_spread_over_repeats() -> None:
         assert (lo, hi) == (values[0], values[2]) and med == pytest.approx(values[1], rel=1e-12)
     # every sweep counts: each rule's suggestion is the median over the sweeps
     assert result.suggestions == {k: med for k, (_, med, _) in spread.items()}
-    assert result.suggestion == spread["max_lr"][1] != single[0]["max_lr"]
+    assert result.suggestion == spread["calibrated"][1] != single[0]["calibrated"]
+    assert result.confidence["level"] == "high"
     assert result.steps == 300
+
+
+def test_sweeps_that_disagree_give_no_lr_but_keep_every_reading() -> None:
+    """Sweeps over 10x apart: no suggestion, no bounds, no schedule (NoSafeLRError, a
+    NoDescentError, naming the spread), while each rule's reading stays inspectable."""
+    lrs = sweep_lrs(100)
+    result = result_from(*[sigmoid_loss(lrs, c, 0.3) for c in (-5.0, -3.0, -2.0)])
+    assert result.confidence["level"] == "low" and result.confidence["spread"] > MAX_SPREAD
+    assert set(result.suggestions) == SUGGESTION_KEYS
+    for read in (lambda: result.suggestion, lambda: result.bounds, lambda: result.schedule("one_cycle", 10)):
+        with pytest.raises(NoSafeLRError, match=r"no safe learning rate: the 3 sweeps.*span \d+x"):
+            read()
+    assert issubclass(NoSafeLRError, NoDescentError)
+    config = result.to_config()
+    assert config["confidence"]["level"] == "low" and "no safe learning rate" in config["error"]
 
 
 def test_spread_skips_flat_repeats() -> None:

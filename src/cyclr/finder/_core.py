@@ -21,7 +21,15 @@ from .._validation import IntRange, NumberRange, OneOf, check
 from ..schedules import OneCycle, Schedule, Triangular, Triangular2
 from ._suggest import CALIBRATED, METHODS, NoDescentError, clean, smith_bounds, trend
 
-__all__ = ["Curve", "RangeTest", "RangeTestResult", "RangeTestWarning", "progress_bar", "repeat_batches"]
+__all__ = [
+    "Curve",
+    "NoSafeLRError",
+    "RangeTest",
+    "RangeTestResult",
+    "RangeTestWarning",
+    "progress_bar",
+    "repeat_batches",
+]
 
 #: Repeats whose suggestions (the default rule) span more than this factor disagree: a one-cycle
 #: ``max_lr`` is usable over about one decade (the bench's constant grid spans one), so sweeps a
@@ -31,6 +39,12 @@ MAX_SPREAD = 10.0
 
 class RangeTestWarning(UserWarning):
     """A range test whose answer should not be trusted as it is (repeats that disagree)."""
+
+
+class NoSafeLRError(NoDescentError):
+    """The sweeps do not agree on a learning rate (their spread is over :data:`MAX_SPREAD`, or
+    some do not fall at all), so the test gives none rather than a number that may diverge or
+    collapse training. Every rule's reading stays in ``result.suggestions`` and ``result.spread``."""
 
 
 def _log_median(values: Sequence[float]) -> float:
@@ -234,14 +248,26 @@ class RangeTestResult:
 
     @property
     def suggestion(self) -> float:
-        """The one LR the test recommends (the :attr:`default_rule`), e.g. one-cycle's ``max_lr``."""
-        return self.suggestions[self.default_rule]
+        """The one LR the test recommends (the :attr:`default_rule`), e.g. one-cycle's ``max_lr``.
+        Raises :class:`NoSafeLRError` when the sweeps disagree (:attr:`confidence` ``'low'``)."""
+        return self._trusted()[self.default_rule]
 
     @property
     def bounds(self) -> tuple[float, float]:
-        """``(base_lr, max_lr)`` for a cyclical schedule (Smith's rule)."""
-        s = self.suggestions
+        """``(base_lr, max_lr)`` for a cyclical schedule (Smith's rule); :class:`NoSafeLRError`
+        when the sweeps disagree."""
+        s = self._trusted()
         return s["base_lr"], s["max_lr"]
+
+    def _trusted(self) -> dict[str, float]:
+        suggestions = self.suggestions  # NoDescentError when no sweep falls
+        confidence = self.confidence
+        if confidence["level"] == "low":
+            raise NoSafeLRError(
+                f"no safe learning rate: {confidence['reason']}. Each rule's reading is in result.suggestions "
+                "and result.spread; give the LR yourself, or rerun with more steps, a larger batch or a validation loss."
+            )
+        return suggestions
 
     @property
     def spread(self) -> dict[str, tuple[float, float, float]]:
@@ -341,6 +367,7 @@ class RangeTestResult:
         out.update({k: v for k, v in self.info.items() if isinstance(v, (int, float, str))})
         try:
             out["suggestions"] = self.suggestions
+            out["suggestion"] = self.suggestion  # NoSafeLRError when the sweeps disagree
             if self.info.get("steps_per_epoch"):
                 out["schedule"] = self.schedule("one_cycle", epochs=1).to_config()
         except NoDescentError as err:
