@@ -20,6 +20,8 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from .finder._core import REPEATS
+
 try:
     import click
     from rich.console import Console
@@ -293,7 +295,13 @@ if click is not None:
     @click.option("--num-steps", type=click.IntRange(min=6), default=100, show_default=True)
     @click.option("--start-lr", type=float, default=1e-7, show_default=True, callback=_positive_lr)
     @click.option("--end-lr", type=float, default=10.0, show_default=True, callback=_positive_lr)
-    @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Sweeps, for the spread.")
+    @click.option(
+        "--repeats",
+        type=click.IntRange(min=1),
+        default=REPEATS,
+        show_default=True,
+        help="Sweeps, each on other batches; each rule's LR is their median, and sweeps over 10x apart give no LR.",
+    )
     @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Run length the proposed schedule covers.")
     @click.option(
         "--kind", type=click.Choice(["one_cycle", "triangular", "triangular2"]), default="one_cycle", show_default=True

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..finder import NoDescentError
+from ..finder import REPEATS, NoDescentError
 from ..schedules import (
     SGDR,
     Constant,
@@ -284,17 +284,12 @@ def one_cycle(c: Context, v: Variant) -> Plan:
     return _plan(OneCycle(max_lr=_range(c)[1], total_steps=c.total_steps), momentum=(0.85, 0.95))
 
 
-#: sweeps per range test in ``auto`` (and ``cyclr find``): the calibration study's choice, see
-#: ``benchmarks/range_test_quality.py`` and the README
-RANGE_TEST_REPEATS = 3
-
-
 @strategy(family="finder", description="cyclr range test -> one-cycle (its cost counted)")
 def auto(c: Context, v: Variant) -> Plan:
     """The calibrated range test's one-cycle. Where the test gives no safe LR (its sweeps
     disagree, or the loss never falls), the run says so in its details and trains the one-cycle
     shape peaking at the task's default LR, as a user without a finder would."""
-    result = c.runner.range_test(c.task, c.data, c.optimizer, c.seed, repeats=RANGE_TEST_REPEATS)
+    result = c.runner.range_test(c.task, c.data, c.optimizer, c.seed, repeats=REPEATS)
     details: dict[str, Any] = {
         "curve": {"lrs": [float(x) for x in result.lrs], "losses": [float(x) for x in result.losses]},
         "confidence": {k: v for k, v in result.confidence.items() if k != "spread" or math.isfinite(v)},

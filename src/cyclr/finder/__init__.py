@@ -2,7 +2,7 @@
 loops per framework (``cyclr.torch.lr_range_test``, ``cyclr.keras.lr_range_test``,
 ``cyclr.jax.lr_range_test``)."""
 
-from ._core import MAX_SPREAD, Curve, NoSafeLRError, RangeTest, RangeTestResult, RangeTestWarning
+from ._core import MAX_SPREAD, REPEATS, Curve, NoSafeLRError, RangeTest, RangeTestResult, RangeTestWarning
 from ._suggest import (
     CALIBRATED,
     METHODS,
@@ -20,6 +20,7 @@ __all__ = [
     "CALIBRATED",
     "MAX_SPREAD",
     "METHODS",
+    "REPEATS",
     "Calibration",
     "Curve",
     "NoDescentError",

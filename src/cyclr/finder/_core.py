@@ -22,6 +22,7 @@ from ..schedules import OneCycle, Schedule, Triangular, Triangular2
 from ._suggest import CALIBRATED, METHODS, NoDescentError, clean, smith_bounds, trend
 
 __all__ = [
+    "REPEATS",
     "Curve",
     "NoSafeLRError",
     "RangeTest",
@@ -35,6 +36,12 @@ __all__ = [
 #: ``max_lr`` is usable over about one decade (the bench's constant grid spans one), so sweeps a
 #: decade apart cannot both be right and the result says it cannot be trusted.
 MAX_SPREAD = 10.0
+
+
+#: Sweeps the CLI (``cyclr find``) and the bench's ``auto`` run by default: the calibration study
+#: (``benchmarks/range_test_quality.py``) measured the median of 3 against a single sweep, and 3
+#: sweeps of the default 100 steps cost 300 steps, under one epoch of full-size MNIST (469).
+REPEATS = 3
 
 
 class RangeTestWarning(UserWarning):
@@ -265,7 +272,8 @@ class RangeTestResult:
         if confidence["level"] == "low":
             raise NoSafeLRError(
                 f"no safe learning rate: {confidence['reason']}. Each rule's reading is in result.suggestions "
-                "and result.spread; give the LR yourself, or rerun with more steps, a larger batch or a validation loss."
+                "and result.spread; give the LR yourself, or rerun with more steps, a larger batch or a "
+                "validation loss."
             )
         return suggestions
 
