@@ -192,12 +192,47 @@ def test_find_prints_suggestions_and_a_schedule(runner: CliRunner, tmp_path: Pat
     plot, out = tmp_path / "rt.png", tmp_path / "rt.json"
     result = runner.invoke(cli, ["find", "--task", "digits", "--num-steps", "60", "-o", str(plot), "--json", str(out)])
     assert result.exit_code == 0, result.output
-    for rule in ("steepest", "valley", "minimum", "base_lr", "max_lr"):
+    for rule in ("steepest", "valley", "minimum", "base_lr", "max_lr", "calibrated", "spread over 3 sweeps"):
         assert rule in result.output
+    assert "180 steps" in result.output  # 3 sweeps by default
     saved = json.loads(out.read_text())
     schedule = cyclr.from_config(saved["proposed"]["lr"])
-    assert schedule.name == "one_cycle" and schedule.max_lr == saved["suggestions"]["max_lr"]  # type: ignore[attr-defined]
+    assert schedule.name == "one_cycle" and schedule.max_lr == saved["suggestion"]  # type: ignore[attr-defined]
+    assert saved["suggestion"] == saved["suggestions"]["calibrated"]
     assert _png_shape(plot)[1] > 800
+
+
+def test_find_proposes_no_lr_when_the_sweeps_disagree(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sweeps over 10x apart: cyclr find shows every rule and the spread, says why it proposes
+    no LR, writes the curve, and exits 1 (no schedule printed)."""
+    import numpy as np
+
+    from cyclr.bench.train import TorchRunner
+    from cyclr.finder import RangeTest
+
+    def disagreeing(self: object, task: object, data: object, optimizer: str, seed: int, **options: object) -> object:
+        test = RangeTest()
+        lrs = np.geomspace(1e-7, 10, 100)
+        for centre in (-5.0, -3.0, -1.5):
+            test.begin()
+            for lr in lrs:
+                x = np.log10(lr) - centre
+                loss = 2.0 - 1.0 / (1.0 + np.exp(-x * 3)) + 1.0 * (x > 1)
+                if test.record(float(lr), float(loss)):
+                    break
+        return test.result(steps_per_epoch=44)
+
+    monkeypatch.setattr(TorchRunner, "range_test", disagreeing)
+    out = tmp_path / "rt.json"
+    result = runner.invoke(cli, ["find", "--task", "digits", "-o", str(tmp_path / "rt.png"), "--json", str(out)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "confidence: low" in text and "no LR proposed: no safe learning rate" in text
+    assert "one_cycle" not in text
+    saved = json.loads(out.read_text())
+    assert saved["confidence"]["level"] == "low" and "no safe learning rate" in saved["error"]
 
 
 def test_find_rejects_an_unknown_task(runner: CliRunner) -> None:

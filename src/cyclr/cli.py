@@ -363,10 +363,10 @@ if click is not None:
                 ("start_lr", start_lr),
                 ("end_lr", end_lr),
                 ("num_steps", num_steps),
-                ("repeats", repeats),
             )
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
         }
+        given["repeats"] = repeats
         result = runner_for(the_task).range_test(the_task, data, optimizer, seed, progress=True, **given)
         result.plot(output, title=f"LR range test: {task}, {optimizer}")
         epochs = epochs or the_task.epochs
@@ -390,13 +390,18 @@ if click is not None:
         console.print(table)
         per_epoch = the_task.steps_per_epoch(data)
         cost = f"{result.steps / per_epoch:.2f} epochs" if per_epoch else "n/a"
-        console.print(
-            f"range test: {result.steps} steps ({cost} of {per_epoch} steps), {result.seconds:.1f} s; "
-            f"schedule() uses max_lr = {result.suggestion:.3g} ({used_rule(result)})"
-        )
+        console.print(f"range test: {result.steps} steps ({cost} of {per_epoch} steps), {result.seconds:.1f} s")
         confidence = result.confidence
         colour = {"low": "red", "high": "green"}.get(confidence["level"], "yellow")
         console.print(f"confidence: [{colour}]{confidence['level']}[/{colour}] ({confidence['reason']})")
+        try:
+            console.print(f"schedule() uses max_lr = {result.suggestion:.3g} ({used_rule(result)})")
+        except NoDescentError as err:  # NoSafeLRError: the sweeps disagree, so no LR is proposed
+            console.print(f"[red]no LR proposed:[/red] {err}")
+            if json_path:
+                Path(json_path).write_text(json.dumps(result.to_config(), indent=2))
+            console.print(f"[green]wrote[/green] {output}" + (f" and {json_path}" if json_path else ""))
+            raise SystemExit(1) from err
         schedule = result.schedule(kind, steps_per_epoch=per_epoch, epochs=epochs)
         config = {"lr": schedule.to_config(), "momentum": list(result.momentum), "epochs": epochs}
         console.print_json(json.dumps(config))
