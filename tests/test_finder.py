@@ -796,10 +796,11 @@ def test_plot(result: RangeTestResult, tmp_path) -> None:
         used = [v for k, v in labels.items() if k.startswith("used by schedule()")]
         assert used == [result.suggestion] and result.suggestion == result.schedule("one_cycle", 10).max_lr
         assert any(k.startswith("minimum / 10") for k in labels)
-        # y-limits from the stop rule's smooth EMA: its whole descent is inside
+        # y-limits: the whole descent of the EMA and of the trend is inside
         lo, hi = ax.get_ylim()
         smooth = result.smoothed[np.isfinite(result.smoothed)]
         assert lo <= smooth.min() and hi >= smooth[0]
+        assert lo <= np.nanmin(result.trend)
     finally:
         plt.close(fig)
 

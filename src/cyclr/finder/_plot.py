@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ RULE_LABELS = {
 def plot_range_test(result: Any, path: str | Path | None = None, *, title: str | None = None) -> Any:
     """A range test's curve: raw losses faint, smoothed bold, extra repeats faint, a solid line at
     the LR that :meth:`~cyclr.finder.RangeTestResult.schedule` uses, each other rule dashed with
-    its definition, and Smith's bounds shaded. The y-limits come from the stop rule's EMA (smooth
-    by construction), not from the noisier trend."""
+    its definition, and Smith's bounds shaded. The top of the y-axis comes from the stop rule's EMA
+    (smooth by construction), the bottom from the lower of the EMA and the trend, so neither
+    descent is clipped."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 5), dpi=120, layout="constrained")
     _style(ax)
@@ -42,7 +44,11 @@ def plot_range_test(result: Any, path: str | Path | None = None, *, title: str |
     ax.set_ylabel("validation loss" if len(result.val_losses) else "training loss")
     finite = result.smoothed[np.isfinite(result.smoothed)]
     if finite.size:
-        low, first = float(finite.min()), float(finite[0])
+        # the top from the EMA's start (smooth by construction); the bottom low enough for both the
+        # EMA and the trend, whose zero-lag descent reaches lower than the lagging EMA
+        trend_finite = result.trend[np.isfinite(result.trend)]
+        low = min(float(finite.min()), float(trend_finite.min()) if trend_finite.size else math.inf)
+        first = float(finite[0])
         span = max(first - low, 0.05 * abs(low), 1e-3)  # a flat curve still gets a readable range
         ax.set_ylim(low - 0.1 * span, max(first, low) + 0.6 * span)
     note = result.stop_reason
