@@ -55,7 +55,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "shakespeare-char": {"optimizer": "adam", "epochs": 1, "subset": 10000, "centre": -2.5},
     "cartpole-pg": {"optimizer": "adam", "epochs": 5, "seeds": 5, "centre": -2.5},
 }
-SMOKE = {"digits": {"optimizer": "sgd", "epochs": 2, "centre": -1.0, "points": 3, "seeds": 1}}
+#: CI's smoke test: three cheap tasks (two bundled), one seed, three grid points, no widening
+SMOKE: dict[str, dict[str, Any]] = {
+    "digits": {"optimizer": "sgd", "epochs": 2, "centre": -1.0, "points": 3, "seeds": 1, "widen": 0},
+    "diabetes": {"optimizer": "sgd", "epochs": 5, "centre": -1.5, "points": 3, "seeds": 1, "widen": 0},
+    "airline-lstm": {"optimizer": "sgd", "epochs": 20, "centre": -1.5, "points": 3, "seeds": 1, "widen": 0},
+}
 POINTS = 9  # grid points, half a decade apart
 STEP = 0.5
 MAX_WIDEN = 3  # extra points per side when the best sits at an edge
@@ -280,10 +285,10 @@ def build_grid(
                 return Grid([], [], higher), lo, hi  # not all run yet: the caller runs them first
             rows.append([None if r["diverged"] else r["metric"] for r in recs])  # type: ignore[index]
         grid = Grid(points, rows, higher)
-        i = grid.best_index()
-        if i == 0 and lo < MAX_WIDEN:
+        i, widen = grid.best_index(), setting.get("widen", MAX_WIDEN)
+        if i == 0 and lo < widen:
             lo += 1
-        elif i == len(points) - 1 and hi < MAX_WIDEN:
+        elif i == len(points) - 1 and hi < widen:
             hi += 1
         else:
             return grid, 0, 0
@@ -574,7 +579,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(SETTINGS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds per task (a task's setting may ask more)")
     parser.add_argument("--peers", default=",".join(PEERS), help="comma list; empty for none")
-    parser.add_argument("--smoke", action="store_true", help="digits, 1 seed, 3 grid points, 2 epochs")
+    parser.add_argument("--smoke", action="store_true", help="3 cheap tasks, 1 seed, 3 grid points (CI)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="results/range_test_study.jsonl", help="the journal of finished units")

@@ -3,6 +3,7 @@ must not rot inside it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,10 +25,21 @@ def _run(*args: str, timeout: int = 300) -> str:
 
 @pytest.mark.skipif(not os.environ.get("CYCLR_DATA_DIR"), reason="CYCLR_DATA_DIR not set (make test sets it)")
 def test_range_test_quality_smoke(tmp_path: Path) -> None:
-    out = _run("benchmarks/range_test_quality.py", "--smoke", "--json", str(tmp_path / "q.json"))
-    for label in ("cyclr steepest", "cyclr schedule()", "torch-lr-finder", "lightning", "range test:"):
+    """The calibration study end to end on three cheap tasks: grids, 3-sweep range tests, the
+    peers' real packages, every candidate rule, the choice and the leave-one-task-out table; a
+    rerun resumes from the journal without training again."""
+    args = ("benchmarks/range_test_quality.py", "--smoke", "--out", str(tmp_path / "j.jsonl"))
+    out = _run(*args, "--json", str(tmp_path / "q.json"), timeout=600)
+    for label in ("## Grids", "trend | smith max_lr | median of 3", "chosen on all tasks", "## Leave-one-task-out"):
         assert label in out
-    assert (tmp_path / "q.json").stat().st_size > 100
+    for peer in ("torch-lr-finder", "lightning", "fastai valley"):
+        assert peer in out
+    analysis = json.loads((tmp_path / "q.json").read_text())
+    assert set(analysis["leave_one_out"]) == {"digits", "diabetes", "airline-lstm"}
+    units = (tmp_path / "j.jsonl").read_text().splitlines()
+    assert len(units) == 3 * (3 + 1 + 2)  # per task: 3 grid points, 1 range test, 2 peers
+    again = _run(*args, "--analyse-only")
+    assert again == out
 
 
 def test_overhead_smoke() -> None:
