@@ -92,8 +92,8 @@ def run_unit(unit: tuple[Any, ...], settings: dict[str, dict[str, Any]], data_di
     task, data = _task_data(name, setting, data_dir)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"unit": list(unit)}
-    if kind == "grid":
-        out["metric"], out["diverged"] = one_cycle_metric(task, data, setting, seed, float(unit[3]))
+    if kind in ("grid", "check"):  # ('check', task, seed, label, lr): a suggestion trained for real
+        out["metric"], out["diverged"] = one_cycle_metric(task, data, setting, seed, float(unit[-1]))
     elif kind == "sweep":
         from cyclr.bench.harness import runner_for
 
@@ -501,6 +501,35 @@ def analyse(
     }
 
 
+def check_units(studies: list[TaskStudy], analysis: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Each seed's own suggestion trained for real: cyclr's (the rule and factor chosen without
+    the task) and each peer's, so the interpolated grid is not the only judge."""
+    units: list[tuple[Any, ...]] = []
+    for st in studies:
+        loto = analysis["leave_one_out"].get(st.name)
+        candidates = {"cyclr": loto["logs"]} if loto else {}
+        candidates.update(st.peers)
+        for label, logs in candidates.items():
+            units += [("check", st.name, s, label, 10**x) for s, x in enumerate(logs) if x is not None]
+    return units
+
+
+def checked(studies: list[TaskStudy], analysis: dict[str, Any], journal: Journal) -> dict[str, dict[str, Any]]:
+    """Per task and candidate: the mean metric of the real runs at each seed's suggestion (a seed
+    with no suggestion, or a diverged run, counts as the grid's worst value)."""
+    out: dict[str, dict[str, Any]] = {}
+    for st in studies:
+        worst = float(min(st.grid.means()) if st.grid.higher_is_better else max(st.grid.means()))
+        row: dict[str, Any] = {}
+        for unit in check_units([st], analysis):
+            rec = journal.get(unit)
+            if rec is None:
+                continue
+            row.setdefault(unit[3], []).append(worst if rec["diverged"] or rec["metric"] is None else rec["metric"])
+        out[st.name] = {label: statistics.mean(v) for label, v in row.items()}
+    return out
+
+
 def _log(x: float | None) -> float | None:
     return math.log10(x) if x else None
 
@@ -570,6 +599,34 @@ def report(studies: list[TaskStudy], analysis: dict[str, Any], seeds_default: in
     return "\n".join(lines)
 
 
+def report_checks(studies: list[TaskStudy], real: dict[str, dict[str, Any]]) -> str:
+    """The suggestions trained for real: mean metric per task; '*' where it is worse than the
+    grid best beyond the seeds' noise; '<' where cyclr is worse than that peer beyond noise."""
+    labels = sorted({label for row in real.values() for label in row}, key=lambda x: (x != "cyclr", x))
+    lines = [
+        "## Trained at each seed's own suggestion (mean final metric; * = below the grid best beyond seed noise;",
+        "   < = cyclr below this peer beyond seed noise)",
+        f"{'task':<18}{'grid best':>12}{'noise':>8}" + "".join(f"{label:>18}" for label in labels),
+    ]
+    worse_than_peer = 0
+    for st in studies:
+        row, g = real.get(st.name, {}), st.grid
+        cells = []
+        for label in labels:
+            if label not in row:
+                cells.append("n/a")
+                continue
+            v = row[label]
+            mark = "*" if g.sign() * (g.best() - v) > g.noise() else ""
+            if label != "cyclr" and "cyclr" in row and g.sign() * (v - row["cyclr"]) > g.noise():
+                mark += "<"
+                worse_than_peer += 1
+            cells.append(f"{v:.4g}{mark}")
+        lines.append(f"{st.name:<18}{g.best():>12.4g}{g.noise():>8.2g}" + "".join(f"{c:>18}" for c in cells))
+    lines.append(f"cyclr below a peer beyond seed noise: {worse_than_peer} task-peer pairs")
+    return "\n".join(lines)
+
+
 def _fmt(x: float | None) -> str:
     return "   -" if x is None else f"{x:+.2f}"
 
@@ -585,6 +642,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/range_test_study.jsonl", help="the journal of finished units")
     parser.add_argument("--json", default=None, help="write the analysis here")
     parser.add_argument("--analyse-only", action="store_true")
+    parser.add_argument("--check", action="store_true", help="also train at every seed's own suggestions")
     args = parser.parse_args()
     settings = dict(SMOKE) if args.smoke else {t: SETTINGS[t] for t in args.tasks.split(",")}
     peers = tuple(p for p in args.peers.split(",") if p)
@@ -595,7 +653,13 @@ def main() -> None:
             break
         run_units(units, journal, settings, args.data_dir, args.workers)
     studies, analysis = analyse(settings, journal, args.seeds, peers)
-    print(report(studies, analysis, args.seeds))
+    text = report(studies, analysis, args.seeds)
+    if args.check and analysis["leave_one_out"]:
+        if not args.analyse_only:
+            run_units(check_units(studies, analysis), journal, settings, args.data_dir, args.workers)
+        analysis["checked"] = checked(studies, analysis, journal)
+        text += "\n\n" + report_checks(studies, analysis["checked"])
+    print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(analysis, indent=2, default=str))
 

@@ -28,16 +28,23 @@ def test_range_test_quality_smoke(tmp_path: Path) -> None:
     """The calibration study end to end on three cheap tasks: grids, 3-sweep range tests, the
     peers' real packages, every candidate rule, the choice and the leave-one-task-out table; a
     rerun resumes from the journal without training again."""
-    args = ("benchmarks/range_test_quality.py", "--smoke", "--out", str(tmp_path / "j.jsonl"))
+    args = ("benchmarks/range_test_quality.py", "--smoke", "--check", "--out", str(tmp_path / "j.jsonl"))
     out = _run(*args, "--json", str(tmp_path / "q.json"), timeout=600)
-    for label in ("## Grids", "trend | smith max_lr | median of 3", "chosen on all tasks", "## Leave-one-task-out"):
+    for label in (
+        "## Grids",
+        "trend | smith max_lr | median of 3",
+        "chosen on all tasks",
+        "## Leave-one-task-out",
+        "## Trained at each seed's own suggestion",
+    ):
         assert label in out
     for peer in ("torch-lr-finder", "lightning", "fastai valley"):
         assert peer in out
     analysis = json.loads((tmp_path / "q.json").read_text())
     assert set(analysis["leave_one_out"]) == {"digits", "diabetes", "airline-lstm"}
     units = (tmp_path / "j.jsonl").read_text().splitlines()
-    assert len(units) == 3 * (3 + 1 + 2)  # per task: 3 grid points, 1 range test, 2 peers
+    # per task: 3 grid points, 1 range test, 2 peers; then 4 suggestions trained (cyclr and 3 peers)
+    assert len(units) == 3 * (3 + 1 + 2 + 4)
     again = _run(*args, "--analyse-only")
     assert again == out
 
