@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ._steps import total_steps
 from ._validation import InvalidParameterError
+from .controllers import ClosedLoopCLR, Controller, adaptive, controller_from_config
 from .schedules import (
     REGISTRY,
     SEED_DEFAULT,
@@ -68,7 +69,9 @@ __all__ = [
     "SEED_DEFAULT",
     "SGDR",
     "WSD",
+    "ClosedLoopCLR",
     "Constant",
+    "Controller",
     "Cosine",
     "Cyclic",
     "ExpRange",
@@ -85,7 +88,9 @@ __all__ = [
     "Triangular",
     "Triangular2",
     "Warmup",
+    "adaptive",
     "constant",
+    "controller_from_config",
     "cosine",
     "cyclic",
     "exp_range",

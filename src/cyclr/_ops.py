@@ -320,6 +320,9 @@ class TorchOps(ModuleOps):
         return self.torch.pow(a, b)
 
     def where(self, cond: Array, a: Array, b: Array) -> Array:
+        tensor = self.torch.Tensor
+        if not isinstance(a, tensor) and not isinstance(b, tensor):  # two numbers: float64 on cond's device
+            a = self.torch.as_tensor(a, dtype=self.torch.float64, device=cond.device)
         return self.torch.where(cond, *self._pair(a, b))
 
     def minimum(self, a: Array, b: Array) -> Array:

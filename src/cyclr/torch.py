@@ -20,7 +20,8 @@ import numpy as np
 from ._lazy import require
 from ._ops import get_ops
 from ._validation import InvalidParameterError
-from .schedules import Mirror, Schedule, from_config, momentum_schedule
+from .controllers import CONTROLLERS, Controller, controller_from_config
+from .schedules import Constant, Mirror, Schedule, from_config, momentum_schedule
 
 torch = require("torch", "torch", "cyclr.torch")
 from torch import Tensor  # noqa: E402
@@ -112,6 +113,10 @@ class Scheduler(LRScheduler):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"Scheduler needs a torch.optim.Optimizer; got {type(optimizer).__name__}.")
         groups = optimizer.param_groups
+        self.controller: Controller | None = None
+        self.controller_state: dict[str, float] = {}
+        if _is_controller(lr):
+            lr = self._attach_controller(lr, groups, momentum)
         self.lr_schedules = _schedules(lr, len(groups), "lr")
         self.momentum_schedules = self._momentum_schedules(momentum, len(groups))
         if scale is None:
@@ -135,6 +140,27 @@ class Scheduler(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     # ------------------------------------------------------------------ set-up
+    def _attach_controller(self, lr: Any, groups: list[dict[str, Any]], momentum: Any) -> Schedule:
+        """An adaptive controller drives every group (their LR ratios kept); with ``max_lr=None``
+        the largest group LR is its first guess. The machinery below sees a constant stand-in."""
+        controller = controller_from_config(lr)
+        if getattr(controller, "max_lr", 0.0) is None:
+            top = max(float(g["lr"]) for g in groups)
+            if not top > 0:
+                raise InvalidParameterError(
+                    "Scheduler",
+                    "lr",
+                    controller.name,
+                    "an optimizer LR > 0 to start from, or max_lr= on the controller",
+                )
+            controller = controller.with_max_lr(top)  # type: ignore[attr-defined]
+        if momentum is not None and not (isinstance(momentum, tuple) and len(momentum) == 2):
+            raise InvalidParameterError(
+                "Scheduler", "momentum", momentum, "None or a (low, high) pair with an adaptive controller"
+            )
+        self.controller, self.controller_state = controller, controller.init()
+        return Constant(float(self.controller.values(self.controller_state)[0]))
+
     def _momentum_schedules(self, momentum: Any, n: int) -> list[Schedule]:
         pair = isinstance(momentum, tuple) and all(_is_real(v) for v in momentum)
         if isinstance(momentum, Sequence) and not isinstance(momentum, str) and not pair:  # one per group
@@ -208,7 +234,15 @@ class Scheduler(LRScheduler):
         self._momentum_values: list[float] = []
 
     def _values(self, t: int) -> tuple[list[float], list[float]]:
-        """LR and momentum per group at step ``t``."""
+        """LR and momentum per group at step ``t`` (from the controller's state, if adaptive)."""
+        if self.controller is not None:
+            lr, level = self.controller.values(self.controller_state)
+            lrs = [k * float(lr) for k in self.scales]
+            if not self.momentum_schedules:
+                return lrs, []
+            mirror = self.momentum_schedules[0]
+            high, low = float(mirror.high), float(mirror.low)  # type: ignore[attr-defined]
+            return lrs, [high - (high - low) * float(level)] * len(lrs)
         if len(self._plan) == 1:  # the common case, without the bookkeeping
             lr, m = self._evaluators[0](t)
             return [self.scales[0] * lr], ([m] if self.momentum_schedules else [])
@@ -282,10 +316,41 @@ class Scheduler(LRScheduler):
             else:
                 group[slot] = value
 
+    # ------------------------------------------------------------------ adaptive
+    def observe(self, loss: float | Tensor) -> None:
+        """Feed an adaptive controller the loss of the update just taken (call it after
+        ``optimizer.step()``, before :meth:`step`). Under ``torch.distributed`` the loss is
+        averaged over ranks first, so every rank sets the same LR. NaN/inf are handled by the
+        controller (a spike), not raised."""
+        if self.controller is None:
+            raise TypeError(
+                "Scheduler.observe() feeds an adaptive controller (cyclr.adaptive(...)); this Scheduler "
+                "drives a fixed schedule, which needs no loss."
+            )
+        if isinstance(loss, Tensor):
+            value = loss.detach().float().mean()
+        elif isinstance(loss, numbers.Real) and not isinstance(loss, (bool, np.bool_)):
+            value = float(loss)
+        else:
+            raise InvalidParameterError("Scheduler.observe", "loss", loss, "a number or a tensor")
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            device = next((p.device for g in self.optimizer.param_groups for p in g["params"]), torch.device("cpu"))
+            reduced = torch.as_tensor(value, dtype=torch.float64, device=device).clone()
+            dist.all_reduce(reduced)
+            value = reduced / dist.get_world_size()
+        number = float(value)
+        self.controller_state = {k: float(v) for k, v in self.controller.update(self.controller_state, number).items()}
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Plain data only (configs, the step, multipliers): loads with ``weights_only=True``."""
+        """Plain data only (configs, the step, multipliers, an adaptive controller's config and
+        state): loads with ``weights_only=True``."""
+        extra = {}
+        if self.controller is not None:
+            extra = {"controller": self.controller.to_config(), "controller_state": dict(self.controller_state)}
         return {
+            **extra,
             "last_epoch": self.last_epoch,
             "_step_count": self._step_count,
             "lr": [s.to_config() for s in self.lr_schedules],
@@ -308,6 +373,8 @@ class Scheduler(LRScheduler):
         lr, momentum, scales, slots, past_end, warned, last_epoch, step_count = _checked_state(
             state_dict, self.optimizer
         )
+        controller, controller_state = _checked_controller(state_dict)
+        self.controller, self.controller_state = controller, controller_state
         self.lr_schedules, self.momentum_schedules = lr, momentum
         self.scales, self.momentum_slots, self.past_end = scales, slots, past_end
         self._prepare()
@@ -385,6 +452,30 @@ def _checked_state(state: Any, optimizer: Optimizer) -> tuple[Any, ...]:
         (last_epoch),
         step_count,
     )
+
+
+def _is_controller(value: Any) -> bool:
+    return isinstance(value, Controller) or (isinstance(value, Mapping) and value.get("name") in CONTROLLERS)
+
+
+def _checked_controller(state: Mapping[str, Any]) -> tuple[Controller | None, dict[str, float]]:
+    """An adaptive controller and its state from a state dict (``None`` for a fixed schedule)."""
+    if "controller" not in state:
+        return None, {}
+
+    def bad(key: str, value: Any, allowed: str) -> InvalidParameterError:
+        return InvalidParameterError("Scheduler.load_state_dict", key, value, allowed)
+
+    try:
+        controller = controller_from_config(state["controller"])
+    except (ValueError, TypeError) as err:
+        raise bad("controller", state["controller"], f"a controller config ({err})") from err
+    values = state.get("controller_state")
+    if not isinstance(values, Mapping) or set(values) != set(controller.state_keys):
+        raise bad("controller_state", values, f"a dict with the keys {', '.join(controller.state_keys)}")
+    if not all(_is_real(v) and not math.isnan(float(v)) for v in values.values()):
+        raise bad("controller_state", values, "numbers (inf allowed, not NaN)")
+    return controller, {k: float(v) for k, v in values.items()}
 
 
 def _is_real(v: Any) -> bool:
