@@ -243,3 +243,47 @@ def test_torch_observe_refuses_a_fixed_schedule_and_bad_losses() -> None:
     bad["controller_state"] = {**bad["controller_state"], "peak": math.nan}
     with pytest.raises(InvalidParameterError, match="controller_state"):
         sched.load_state_dict(bad)
+
+
+# ----------------------------------------------------------------------------- JAX / optax
+def test_optax_adaptive_matches_the_stream_and_traces_once() -> None:
+    """``cyclr.jax.adaptive``: the LR each update uses is the controller's for the losses passed
+    as ``loss=`` (the same numbers as the torch Scheduler for the same stream), momentum mirrors
+    the level, and one jit trace serves every step."""
+    jax = pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    import cyclr.jax as cj
+
+    jnp = jax.numpy
+    ctl, stream = adaptive(total_steps=300, max_lr=0.1), _stream()
+    want, _ = run(ctl, stream)
+    with jax.enable_x64(True):
+        opt = cj.adaptive(ctl, optax.sgd, momentum=(0.85, 0.95))
+        params = {"w": jnp.zeros(3)}
+        state = opt.init(params)
+        step = jax.jit(lambda st, loss: opt.update({"w": jnp.ones(3)}, st, params, loss=loss))
+        got, moms = [], []
+        for loss in stream:
+            _, state = step(state, jnp.asarray(loss))
+            used = cj.hyperparams(state)
+            got.append(float(used["learning_rate"]))
+            moms.append(float(used["momentum"]))
+        assert step._cache_size() == 1
+    assert got == pytest.approx(want, rel=1e-12)
+    assert all(0.85 - 1e-12 <= m <= 0.95 + 1e-12 for m in moms) and len(set(moms)) > 10
+
+
+def test_optax_adaptive_drives_adams_b1_and_needs_max_lr() -> None:
+    pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    import cyclr.jax as cj
+
+    opt = cj.adaptive(adaptive(total_steps=50, max_lr=1e-3), optax.adam, momentum=(0.85, 0.95))
+    state = opt.init({"w": np.zeros(2, np.float32)})
+    _, state = opt.update({"w": np.ones(2, np.float32)}, state, None, loss=1.0)
+    used = cj.hyperparams(state)
+    assert float(used["learning_rate"]) == pytest.approx(1e-4) and float(used["b1"]) == pytest.approx(0.95)
+    with pytest.raises(InvalidParameterError, match="max_lr"):
+        cj.adaptive(adaptive(total_steps=50), optax.sgd)
+    with pytest.raises(InvalidParameterError, match="momentum"):
+        cj.adaptive(adaptive(total_steps=50, max_lr=0.1), optax.sgd, momentum=(0.9, 1.2))

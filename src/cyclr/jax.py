@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from ._lazy import require
 from ._ops import get_ops
+from ._validation import InvalidParameterError
+from .controllers import Controller, controller_from_config
 from .schedules import Schedule, from_config, momentum_schedule
 
 require("jax", "jax", "cyclr.jax")  # clear messages naming the extra if either is missing
@@ -28,7 +30,17 @@ from .finder._jax import lr_range_test  # noqa: E402
 
 _OPS = get_ops("jax")
 
-__all__ = ["OptaxSchedule", "adam", "adamw", "hyperparams", "lr_range_test", "schedule", "sgd"]
+__all__ = [
+    "AdaptiveState",
+    "OptaxSchedule",
+    "adam",
+    "adamw",
+    "adaptive",
+    "hyperparams",
+    "lr_range_test",
+    "schedule",
+    "sgd",
+]
 
 ScheduleLike = Schedule | Mapping[str, Any]
 
@@ -108,3 +120,71 @@ def hyperparams(state: Any) -> dict[str, Any]:
         if found:
             return found
     return {}
+
+
+class AdaptiveState(NamedTuple):
+    """An adaptive optimizer's state: the controller's (a dict of scalars) and the inner one's."""
+
+    controller: dict[str, Any]
+    inner: Any
+
+
+def adaptive(
+    controller: Controller | Mapping[str, Any],
+    optimizer: Callable[..., optax.GradientTransformation] = optax.sgd,
+    momentum: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """An optax optimizer whose LR (and momentum, or Adam's ``b1``) an adaptive controller sets.
+
+    ``update(grads, state, params, loss=loss)`` takes the step's loss as an extra argument: the
+    update uses the LR the controller's state gives, then folds the loss into that state, the
+    order of ``cyclr.torch.Scheduler``'s ``opt.step(); observe(loss); step()``, so a loss stream
+    gives the same LRs in both. jit-safe: the state is a dict of scalars and every rule selects
+    with ``where``, so one trace serves every step. ``optimizer`` is an optax factory taking
+    ``learning_rate`` (``optax.sgd``, ``optax.adam``...); ``momentum=(low, high)`` cycles its
+    ``momentum`` (or ``b1``) opposite to the LR; ``kwargs`` go to the factory. The controller
+    needs its ``max_lr`` here (a number or a range test's suggestion).
+    """
+    ctl = controller_from_config(controller)
+    if getattr(ctl, "max_lr", 0.0) is None:
+        raise InvalidParameterError(
+            "cyclr.jax.adaptive",
+            "controller",
+            ctl.to_config(),
+            "a controller with max_lr set (optax has no LR to start from)",
+        )
+    slot = "b1" if "b1" in optimizer.__code__.co_varnames[: optimizer.__code__.co_argcount] else "momentum"
+    first_lr, first_level = ctl.values(ctl.init())
+    hyper: dict[str, Any] = {"learning_rate": float(first_lr)}
+    if momentum is not None:
+        low, high = (float(v) for v in momentum)
+        if not 0.0 <= low <= high < 1.0:
+            raise InvalidParameterError(
+                "cyclr.jax.adaptive", "momentum", momentum, "(low, high) with 0 <= low <= high < 1"
+            )
+        hyper[slot] = high - (high - low) * float(first_level)
+    inner = optax.inject_hyperparams(optimizer)(**hyper, **kwargs)
+
+    def init_fn(params: Any) -> AdaptiveState:
+        # strong (not weak) float dtypes throughout, so the first update's output has the input's
+        # types and jit traces once
+        dtype = jax.numpy.result_type(float)
+        state = {k: jax.numpy.asarray(v, dtype=dtype) for k, v in ctl.init().items()}
+        inner_state = inner.init(params)
+        strong = {k: jax.numpy.asarray(v, dtype=jax.numpy.asarray(v).dtype) for k, v in inner_state.hyperparams.items()}
+        return AdaptiveState(state, inner_state._replace(hyperparams=strong))
+
+    def update_fn(updates: Any, state: AdaptiveState, params: Any = None, *, loss: Any, **extra: Any) -> Any:
+        lr, level = ctl.values(state.controller, _OPS)
+        values = dict(state.inner.hyperparams)
+        values["learning_rate"] = jax.numpy.asarray(lr, dtype=jax.numpy.asarray(values["learning_rate"]).dtype)
+        if momentum is not None:
+            m = high - (high - low) * level
+            values[slot] = jax.numpy.asarray(m, dtype=jax.numpy.asarray(values[slot]).dtype)
+        updates, inner_state = inner.update(updates, state.inner._replace(hyperparams=values), params)
+        dtype = jax.numpy.asarray(state.controller["step"]).dtype
+        new = ctl.update(state.controller, jax.numpy.asarray(loss, dtype=dtype), _OPS)
+        return updates, AdaptiveState({k: jax.numpy.asarray(v, dtype=dtype) for k, v in new.items()}, inner_state)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
