@@ -36,6 +36,11 @@ def test_mnist_keras_runs_every_supported_strategy(spec: RunSpec) -> None:
     lrs = np.asarray(result["lrs"])
     # the trace is read back from the optimizer (its float32 learning rate), not recomputed
     driver = record["driver"]
+    if spec.strategy == "adaptive":  # a controller driven by the loss: its LRs stay within its bounds
+        start = record["details"]["start_max_lr"]
+        assert driver["controller"]["max_lr"] == start
+        assert np.all((lrs > 0) & (lrs <= 2 * start * (1 + 1e-6))) and len(set(lrs.tolist())) > 3
+        return
     schedule = from_config(driver["schedule"])
     np.testing.assert_allclose(lrs, [float(schedule(t)) for t in result["trace_steps"]], rtol=1e-6)
     if spec.strategy == "constant":

@@ -287,3 +287,30 @@ def test_optax_adaptive_drives_adams_b1_and_needs_max_lr() -> None:
         cj.adaptive(adaptive(total_steps=50), optax.sgd)
     with pytest.raises(InvalidParameterError, match="momentum"):
         cj.adaptive(adaptive(total_steps=50, max_lr=0.1), optax.sgd, momentum=(0.9, 1.2))
+
+
+# ----------------------------------------------------------------------------- the bench
+def test_controller_driver_sets_what_the_controller_says() -> None:
+    """The bench's ControllerDriver: after each observed loss, the optimizer holds the controller's
+    LR and mirrored momentum for that stream, in every param group (ratios kept)."""
+    torch = pytest.importorskip("torch")
+    from cyclr.bench.driver import ControllerDriver
+
+    stream = _stream(120)
+    ctl = adaptive(total_steps=120, max_lr=0.1)
+    want, _ = run(ctl, stream)
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.01}], momentum=0.9)
+    driver = ControllerDriver(ctl, momentum=(0.85, 0.95))
+    driver.attach(opt)
+    got = []
+    for loss in stream:
+        got.append(opt.param_groups[0]["lr"])
+        assert opt.param_groups[1]["lr"] == pytest.approx(got[-1] / 10, rel=1e-12)
+        driver.observe(loss)
+        driver.step()
+    assert got == pytest.approx(want, rel=1e-12)
+    level = (0.95 - opt.param_groups[0]["momentum"]) / 0.1
+    assert 0 <= level <= 1
+    config = driver.to_config()
+    assert json.loads(json.dumps(config))["controller"] == ctl.to_config()

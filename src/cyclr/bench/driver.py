@@ -298,3 +298,38 @@ class FeedbackDriver(Driver):
 
     def to_config(self) -> dict[str, Any]:
         return {"kind": "feedback", "driver": type(self).__name__, "lr": self.lr}
+
+
+class ControllerDriver(FeedbackDriver):
+    """An adaptive cyclr controller (e.g. :func:`cyclr.adaptive`) as a run driver: each update's
+    loss goes into the controller's state, whose LR (and mirrored momentum) the next update uses."""
+
+    def __init__(self, controller: Any, momentum: tuple[float, float] | None = None) -> None:
+        from ..controllers import controller_from_config
+
+        self.controller = controller_from_config(controller)
+        self.state = self.controller.init()
+        lr, level = self.controller.values(self.state)
+        super().__init__(float(lr))
+        self.momentum_range = momentum
+        self.momentum = self._momentum(level)
+
+    def _momentum(self, level: float) -> float | None:
+        if self.momentum_range is None:
+            return None
+        low, high = self.momentum_range
+        return high - (high - low) * float(level)
+
+    def _start(self, knobs: Knobs) -> None:
+        super()._start(knobs)
+        if self.momentum is not None:
+            knobs.set_momentum(self.momentum)
+
+    def update(self, loss: float) -> tuple[float, float | None]:
+        self.state = {k: float(v) for k, v in self.controller.update(self.state, loss).items()}
+        lr, level = self.controller.values(self.state)
+        return float(lr), self._momentum(level)
+
+    def to_config(self) -> dict[str, Any]:
+        state = {k: (v if math.isfinite(v) else str(v)) for k, v in self.state.items()}
+        return {**super().to_config(), "controller": self.controller.to_config(), "final_state": state}

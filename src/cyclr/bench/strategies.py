@@ -42,7 +42,7 @@ from ..schedules import (
     Warmup,
 )
 from ._plugins import is_reference, load_object
-from .driver import Driver, ScheduleDriver, TorchSchedulerDriver
+from .driver import ControllerDriver, Driver, ScheduleDriver, TorchSchedulerDriver
 
 __all__ = [
     "FAMILIES",
@@ -305,6 +305,30 @@ def auto(c: Context, v: Variant) -> Plan:
         search_steps=result.steps,
         search_seconds=result.seconds,
         details=details,
+    )
+
+
+@strategy(family="adaptive", description="closed-loop CLR from the range test's LR (its cost counted)")
+def adaptive(c: Context, v: Variant) -> Plan:
+    """cyclr's closed-loop CLR (:func:`cyclr.adaptive`) over the run's budget, started from the
+    calibrated range test's ``max_lr`` (the task's default LR where the test gives none), with
+    momentum mirrored to its level where the framework lets momentum move between updates."""
+    from ..controllers import adaptive as closed_loop
+
+    result = c.runner.range_test(c.task, c.data, c.optimizer, c.seed, repeats=REPEATS)
+    details: dict[str, Any] = {}
+    try:
+        start = result.suggestion
+    except NoDescentError as err:
+        start = c.lr
+        details.update(no_safe_lr=str(err), fallback=f"started from the default LR {c.lr:g}")
+    controller = closed_loop(total_steps=max(c.total_steps, 2), max_lr=start)
+    momentum = None if c.runner.name == "keras" else (0.85, 0.95)
+    return Plan(
+        ControllerDriver(controller, momentum),
+        search_steps=result.steps,
+        search_seconds=result.seconds,
+        details={**details, "start_max_lr": start},
     )
 
 
