@@ -35,8 +35,8 @@ test: export CYCLR_OFFLINE := 1
 # The main run uses Keras' TensorFlow backend; the Keras tests run again on JAX and torch.
 test: $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py tests/test_keras_adaptive.py
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py tests/test_keras_adaptive.py
 
 # Broad random exploration (not in CI): fresh hypothesis examples, 10x each test's count.
 fuzz: export CYCLR_DATA_DIR := $(or $(CYCLR_DATA_DIR),$(abspath ../shared/data))

@@ -23,6 +23,8 @@ import numpy as np
 
 from ._lazy import require
 from ._ops import get_ops
+from ._validation import InvalidParameterError
+from .controllers import CONTROLLERS, Controller, controller_from_config
 from .schedules import Cyclic, from_config, momentum_schedule
 from .schedules import Schedule as CyclrSchedule
 
@@ -72,10 +74,140 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore
 
 
 def _as_keras_lr(learning_rate: Any) -> Any:
-    """A cyclr schedule or config dict becomes a :class:`Schedule`; anything else passes."""
+    """A cyclr schedule or config dict becomes a :class:`Schedule`, a controller (or its config)
+    an :class:`AdaptiveSchedule`; anything else passes."""
+    if isinstance(learning_rate, Controller) or (
+        isinstance(learning_rate, Mapping) and learning_rate.get("name") in CONTROLLERS
+    ):
+        return AdaptiveSchedule(learning_rate)
     if isinstance(learning_rate, CyclrSchedule) or (isinstance(learning_rate, Mapping) and "name" in learning_rate):
         return Schedule(learning_rate)
     return learning_rate
+
+
+# ---------------------------------------------------------------- adaptive controllers
+
+
+@_register
+class AdaptiveSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+    """An adaptive cyclr controller (``cyclr.adaptive(...)``) as a Keras learning rate.
+
+    Its state lives in optimizer variables (created when a cyclr optimizer, :class:`SGD`,
+    :class:`Adam` or :class:`AdamW`, builds), so the compiled step reads it on every backend and
+    it saves and loads with the model; :class:`AdaptiveCallback` feeds it each batch's loss.
+    ``momentum=(low, high)`` on those optimizers mirrors its level.
+    """
+
+    def __init__(self, controller: Controller | Mapping[str, Any], name: str | None = None) -> None:
+        super().__init__()
+        self.controller = controller_from_config(controller)
+        if getattr(self.controller, "max_lr", 0.0) is None:
+            raise InvalidParameterError(
+                "cyclr.keras.AdaptiveSchedule",
+                "controller",
+                self.controller.to_config(),
+                "a controller with max_lr set (a number, or a range test's result.suggestion)",
+            )
+        self.name = name
+        self.variables: dict[str, Any] = {}
+
+    def bind(self, optimizer: Any) -> None:
+        """Create the state as ``optimizer``'s variables (done by the cyclr optimizers' build)."""
+        if self.variables:
+            return
+        for key, value in self.controller.init().items():
+            self.variables[key] = optimizer.add_variable(
+                shape=(), initializer=keras.initializers.Constant(float(value)), dtype="float32", name=f"cyclr_{key}"
+            )
+
+    def _state(self) -> dict[str, Any]:
+        if not self.variables:  # before the optimizer builds: the initial state, as constants
+            return {k: K.convert_to_tensor(float(v), dtype="float32") for k, v in self.controller.init().items()}
+        return {k: v.value for k, v in self.variables.items()}
+
+    def __call__(self, step: Any) -> Any:
+        return self.controller.values(self._state(), _OPS)[0]
+
+    def level(self) -> Any:
+        """Where the LR stands between the cycle's floor (0) and peak (1)."""
+        return self.controller.values(self._state(), _OPS)[1]
+
+    def state(self) -> dict[str, float]:
+        """The controller's state on the host."""
+        return {k: float(K.convert_to_numpy(v)) for k, v in self._state().items()}
+
+    def observe(self, loss: float) -> None:
+        """Fold one update's loss into the state (host-side; the callback does it every batch)."""
+        new = self.controller.update(self.state(), float(loss))
+        for key, value in new.items():
+            self.variables[key].assign(float(value))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"controller": self.controller.to_config(), "name": self.name}
+
+
+class _MirroredLevel:
+    """Momentum (or beta_1) mirrored to an :class:`AdaptiveSchedule`'s level: ``high`` at the
+    floor, ``low`` at the peak. Serialized as the ``[low, high]`` pair."""
+
+    def __init__(self, lr: AdaptiveSchedule, low: float, high: float) -> None:
+        self.lr, self.low, self.high = lr, low, high
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.low, self.high
+
+    def __call__(self, step: Any, xp: Any = None) -> Any:
+        return self.high - (self.high - self.low) * self.lr.level()
+
+    def to_config(self) -> list[float]:
+        return [self.low, self.high]
+
+
+class AdaptiveCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """Feeds the :class:`AdaptiveSchedule` of the model's optimizer each batch's loss.
+
+    Keras reports the epoch's running mean of the loss; each batch's own loss is recovered from
+    it (exact for equal batches; a last partial batch gets the running mean's weighting). On the
+    JAX backend the trainer's state is synced before the controller's variables are updated, so
+    the next step reads them. ``losses`` keeps what was fed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses: list[float] = []
+        self._mean = 0.0
+
+    def _schedule(self) -> AdaptiveSchedule:
+        lr = getattr(_inner(self.model.optimizer), "_learning_rate", None)
+        if not isinstance(lr, AdaptiveSchedule):
+            raise TypeError(
+                "AdaptiveCallback needs the model's optimizer to run on a cyclr.keras.AdaptiveSchedule "
+                "(learning_rate=cyclr.adaptive(...) on cyclr.keras.SGD, Adam or AdamW)."
+            )
+        return lr
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        schedule, optimizer = self._schedule(), _inner(self.model.optimizer)
+        if not schedule.variables and not optimizer.built:  # TensorFlow builds it in the first step
+            optimizer.build(self.model.trainable_variables)
+        if not schedule.variables:
+            raise TypeError(
+                "AdaptiveCallback: the schedule has no state variables; use cyclr.keras.SGD, Adam or AdamW, "
+                "whose build creates them."
+            )
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._mean = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        mean = float((logs or {})["loss"])
+        loss = (batch + 1) * mean - batch * self._mean if batch else mean
+        self._mean = mean
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()  # the trainer's state into the variables; the next step re-reads them
+        self._schedule().observe(loss)
+        self.losses.append(loss)
 
 
 # ---------------------------------------------------------------- TensorFlow Addons compatibility
@@ -228,7 +360,16 @@ class ExponentialCyclicalLearningRate(_FixedShape):
 # ---------------------------------------------------------------- cyclical momentum
 
 
-def _momentum_schedule(owner: str, value: Any, learning_rate: Any, param: str) -> CyclrSchedule | None:
+def _momentum_schedule(owner: str, value: Any, learning_rate: Any, param: str) -> Any:
+    if isinstance(learning_rate, AdaptiveSchedule) and value is not None and not isinstance(value, (int, float)):
+        if not (
+            isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+        ):
+            raise InvalidParameterError(owner, param, value, "None, a number, or (low, high) with an AdaptiveSchedule")
+        low, high = (float(v) for v in value)
+        if not 0.0 <= low <= high < 1.0:
+            raise InvalidParameterError(owner, param, value, "(low, high) with 0 <= low <= high < 1")
+        return _MirroredLevel(learning_rate, low, high)
     lr = learning_rate.schedule if isinstance(learning_rate, Schedule) else None
     return momentum_schedule(value, lr, owner=owner, param=param)
 
@@ -246,6 +387,12 @@ class _ScheduledMomentum:
             return super().apply(grads, trainable_variables)  # type: ignore[misc]
         finally:
             self._scheduled_now = None
+
+    def build(self, variables: Any) -> None:
+        super().build(variables)  # type: ignore[misc]
+        lr = getattr(self, "_learning_rate", None)
+        if isinstance(lr, AdaptiveSchedule):
+            lr.bind(self)
 
     def _scheduled(self, schedule: CyclrSchedule, dtype: Any) -> Any:
         if self._scheduled_now is None:
@@ -386,10 +533,13 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
         self._epoch_start = 0
         self._done_in_epoch = 0
         self._current: dict[str, float] = {}
+        self._before: dict[str, float] | None = None
         self._warned_past_end = False
 
     def _horizon(self) -> int | None:
         lr = getattr(_inner(self.model.optimizer), "_learning_rate", None)
+        if isinstance(lr, AdaptiveSchedule):
+            return None
         return lr.schedule.horizon if isinstance(lr, Schedule) else None
 
     def _warn_past_end(self, updates: int, planned: bool) -> None:
@@ -428,9 +578,16 @@ class LRLogger(keras.callbacks.Callback):  # type: ignore[misc]
             current["momentum"] = float(getattr(opt, "beta_1", getattr(opt, "momentum", 0.0)))
         return current
 
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # an adaptive schedule's value depends on its state, not the step: read it before the
+        # update (and before an AdaptiveCallback folds in the loss), whatever the callbacks' order
+        if isinstance(getattr(_inner(self.model.optimizer), "_learning_rate", None), AdaptiveSchedule):
+            self._before = self._values(self._epoch_start + batch)
+
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._done_in_epoch = batch + 1
-        self._current = self._values(self._epoch_start + batch)  # the update just made
+        before, self._before = self._before, None
+        self._current = before or self._values(self._epoch_start + batch)  # the update just made
         self._warn_past_end(self._epoch_start + batch + 1, planned=False)
         for key, value in self._current.items():
             self.history[key].append(value)
