@@ -346,3 +346,37 @@ def test_ddp_ranks_set_the_same_lr(tmp_path: Any) -> None:
     want, _ = run(adaptive(total_steps=60, max_lr=0.05), averaged)
     assert r0["lrs"] == pytest.approx(want, rel=1e-9)
     assert max(want) > 3 * min(want)
+
+
+# ----------------------------------------------------------------------------- the fast path
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from conftest import n_examples  # noqa: E402
+
+
+@settings(max_examples=n_examples(60), deadline=None)
+@given(
+    losses=st.lists(
+        st.one_of(st.floats(0.0, 10.0), st.sampled_from([math.nan, math.inf, -math.inf, 0.0, 1e300])),
+        min_size=1,
+        max_size=250,
+    ),
+    total=st.one_of(st.none(), st.integers(2, 300)),
+    smoothing=st.sampled_from([0.0, 0.5, 0.9, 0.99]),
+    grow=st.floats(1.0, 2.0),
+)
+def test_the_plain_float_update_is_the_ops_update_bit_for_bit(
+    losses: list[float], total: int | None, smoothing: float, grow: float
+) -> None:
+    """``update`` on Python numbers takes a hand-written float path (observe() runs every step);
+    it must give exactly the state and LRs of the one formula written with Ops."""
+    from cyclr._ops import get_ops
+
+    py = get_ops("python")
+    ctl = ClosedLoopCLR(max_lr=0.1, total_steps=total, period=None if total else 17, smoothing=smoothing, grow=grow)
+    fast, generic = ctl.init(), ctl.init()
+    for loss in losses:
+        assert ctl._lr_python(fast) == ctl.values(generic)[0]
+        fast, generic = ctl.update(fast, loss), ctl._update(dict(generic), loss, py)
+        assert fast == generic

@@ -37,6 +37,7 @@ MOMENTUM_SLOTS = ("momentum", "betas", "beta1")
 PAST_END = ("warn", "hold", "raise")
 ScheduleLike = Schedule | Mapping[str, Any]
 _PY = get_ops("python")
+_DIST = torch.distributed.is_available()
 
 
 def _schedules(value: Any, n: int, param: str) -> list[Schedule]:
@@ -327,20 +328,21 @@ class Scheduler(LRScheduler):
                 "Scheduler.observe() feeds an adaptive controller (cyclr.adaptive(...)); this Scheduler "
                 "drives a fixed schedule, which needs no loss."
             )
-        if isinstance(loss, Tensor):
+        value: Any
+        if type(loss) is float:  # the common case first: observe() runs every step
+            value = loss
+        elif isinstance(loss, Tensor):
             value = loss.detach().float().mean()
         elif isinstance(loss, numbers.Real) and not isinstance(loss, (bool, np.bool_)):
             value = float(loss)
         else:
             raise InvalidParameterError("Scheduler.observe", "loss", loss, "a number or a tensor")
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if _DIST and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             device = next((p.device for g in self.optimizer.param_groups for p in g["params"]), torch.device("cpu"))
             reduced = torch.as_tensor(value, dtype=torch.float64, device=device).clone()
-            dist.all_reduce(reduced)
-            value = reduced / dist.get_world_size()
-        number = float(value)
-        self.controller_state = {k: float(v) for k, v in self.controller.update(self.controller_state, number).items()}
+            torch.distributed.all_reduce(reduced)
+            value = reduced / torch.distributed.get_world_size()
+        self.controller_state = self.controller.update(self.controller_state, float(value))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
