@@ -277,7 +277,7 @@ class ClosedLoopCLR(Controller):
         """:meth:`_values`' LR on Python floats (the same arithmetic)."""
         peak, floor = s["peak"], s["floor"]
         level = 0.5 - 0.5 * math.cos(s["pos"] / s["period"] * (2.0 * math.pi))
-        lr = floor + (peak - floor) * level
+        lr: float = floor + (peak - floor) * level
         start = self.anneal_start
         if start == math.inf or s["step"] < start:
             return lr
@@ -285,7 +285,8 @@ class ClosedLoopCLR(Controller):
         frac = (s["step"] - start) / length
         frac = frac if frac < 1.0 else 1.0
         end = peak / self.final_div
-        return end + (s["anneal_lr"] - end) * (0.5 + 0.5 * math.cos(frac * math.pi))
+        annealed: float = end + (s["anneal_lr"] - end) * (0.5 + 0.5 * math.cos(frac * math.pi))
+        return annealed
 
     def _update_python(self, s: State, loss: float) -> State:
         lr = self._lr_python(s)
