@@ -380,3 +380,20 @@ def test_the_plain_float_update_is_the_ops_update_bit_for_bit(
         assert ctl._lr_python(fast) == ctl.values(generic)[0]
         fast, generic = ctl.update(fast, loss), ctl._update(dict(generic), loss, py)
         assert fast == generic
+
+
+def test_plot_and_show_refuse_a_controller_and_say_why(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from cyclr.cli import cli
+
+    spec = tmp_path / "adaptive.json"
+    spec.write_text(json.dumps(adaptive(total_steps=100, max_lr=0.1).to_config()))
+    for command in (["plot", str(spec), "-o", str(tmp_path / "a.png")], ["show", str(spec)]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 2
+        text = " ".join(result.output.split())
+        assert "'closed_loop_clr' is an adaptive controller, not a schedule" in text and "recorded run" in text
+    assert not (tmp_path / "a.png").exists()
+    with pytest.raises(ValueError, match="adaptive controller"):
+        cyclr.from_config({"name": "closed_loop_clr", "max_lr": 0.1, "period": 10})

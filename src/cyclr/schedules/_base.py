@@ -316,6 +316,15 @@ def from_config(config: Schedule | Mapping[str, Any]) -> Schedule:
         raise ValueError(f"schedule config has no 'name' key; valid names: {', '.join(registered())}.")
     name = config["name"]
     if not isinstance(name, str) or name not in REGISTRY:
+        from ..controllers import CONTROLLERS
+
+        if isinstance(name, str) and name in CONTROLLERS:
+            raise ValueError(
+                f"{name!r} is an adaptive controller, not a schedule: its learning rate depends on the "
+                "training loss, so it has no values to plot or show from its config alone. Give it to "
+                "cyclr.torch.Scheduler / cyclr.keras / cyclr.jax.adaptive, and plot a recorded run "
+                "(cyclr.keras.LRLogger, the bench's trace) instead."
+            )
         raise ValueError(f"unknown schedule {short_repr(name)}; valid names: {', '.join(registered())}.")
     if any(not isinstance(k, str) for k in config):
         bad = [short_repr(k) for k in config if not isinstance(k, str)]
