@@ -397,3 +397,38 @@ def test_plot_and_show_refuse_a_controller_and_say_why(tmp_path: Any) -> None:
     assert not (tmp_path / "a.png").exists()
     with pytest.raises(ValueError, match="adaptive controller"):
         cyclr.from_config({"name": "closed_loop_clr", "max_lr": 0.1, "period": 10})
+
+
+def test_torch_restores_the_last_good_weights_on_a_non_finite_loss() -> None:
+    """``restore_on_nan=True``: the parameters and optimizer state of the last cycle start come
+    back when a non-finite loss is observed; the controller halves its amplitude as well."""
+    torch = pytest.importorskip("torch")
+    import cyclr.torch as ct
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = ct.Scheduler(opt, cyclr.adaptive(max_lr=0.1, period=10), restore_on_nan=True)
+    x, y = torch.randn(32, 3), torch.randn(32, 1)
+    for _ in range(13):  # past the first cycle's end (step 10): a copy was kept there
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if sched.controller_state["cycle"] == 0:
+            kept = [p.detach().clone() for p in model.parameters()]
+            kept_buffers = [opt.state[p]["momentum_buffer"].clone() for p in model.parameters()]
+        sched.observe(loss)
+        sched.step()
+    with torch.no_grad():
+        model.weight.fill_(float("nan"))  # the blow-up
+    sched.observe(float("nan"))
+    assert sched.restores == 1 and sched.controller_state["spikes"] == 1
+    for p, want in zip(model.parameters(), kept):
+        assert torch.equal(p, want)
+    for p, want in zip(model.parameters(), kept_buffers):
+        assert torch.equal(opt.state[p]["momentum_buffer"], want)
+    sched.step()
+    assert math.isfinite(opt.param_groups[0]["lr"])
+    with pytest.raises(InvalidParameterError, match="restore_on_nan"):
+        ct.Scheduler(opt, cyclr.constant(0.1), restore_on_nan=True)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import warnings
@@ -95,6 +96,10 @@ class Scheduler(LRScheduler):
             (default), ``'hold'`` silently, or ``'raise'``.
         last_epoch: the last step already taken; ``-1`` (default) starts at step 0. Resuming with
             ``last_epoch=k`` needs nothing else from the optimizer (no ``initial_lr``).
+        restore_on_nan: with an adaptive controller (``cyclr.adaptive(...)``), keep a copy of the
+            parameters and the optimizer state at the start of every cycle, and put them back
+            when :meth:`observe` sees a non-finite loss (the controller also halves the
+            amplitude). Costs one copy of the model and the optimizer state in memory.
 
     ``lr`` and ``betas`` given as 0-d tensors are updated in place (``fill_``), so a
     ``torch.compile``-d optimizer step is compiled once, however the values cycle.
@@ -110,14 +115,24 @@ class Scheduler(LRScheduler):
         momentum_slot: str | None = None,
         past_end: str = "warn",
         last_epoch: int = -1,
+        restore_on_nan: bool = False,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"Scheduler needs a torch.optim.Optimizer; got {type(optimizer).__name__}.")
         groups = optimizer.param_groups
         self.controller: Controller | None = None
         self.controller_state: dict[str, float] = {}
+        if not isinstance(restore_on_nan, bool):
+            raise InvalidParameterError("Scheduler", "restore_on_nan", restore_on_nan, "True or False")
+        self.restore_on_nan = restore_on_nan
+        self.restores = 0
+        self._good: tuple[list[Tensor], dict[str, Any]] | None = None
         if _is_controller(lr):
             lr = self._attach_controller(lr, groups, momentum)
+        elif restore_on_nan:
+            raise InvalidParameterError(
+                "Scheduler", "restore_on_nan", restore_on_nan, "False with a fixed schedule (it needs cyclr.adaptive)"
+            )
         self.lr_schedules = _schedules(lr, len(groups), "lr")
         self.momentum_schedules = self._momentum_schedules(momentum, len(groups))
         if scale is None:
@@ -342,7 +357,29 @@ class Scheduler(LRScheduler):
             reduced = torch.as_tensor(value, dtype=torch.float64, device=device).clone()
             torch.distributed.all_reduce(reduced)
             value = reduced / torch.distributed.get_world_size()
-        self.controller_state = self.controller.update(self.controller_state, float(value))
+        number = float(value)
+        if self.restore_on_nan:
+            if self._good is None:
+                self._keep_good()
+            if not math.isfinite(number):
+                self._restore_good()
+        cycle = self.controller_state.get("cycle")
+        self.controller_state = self.controller.update(self.controller_state, number)
+        if self.restore_on_nan and self.controller_state.get("cycle") != cycle:
+            self._keep_good()
+
+    def _keep_good(self) -> None:
+        params = [p.detach().clone() for g in self.optimizer.param_groups for p in g["params"]]
+        self._good = (params, copy.deepcopy(self.optimizer.state_dict()))
+
+    def _restore_good(self) -> None:
+        assert self._good is not None
+        params, opt_state = self._good
+        with torch.no_grad():
+            for p, saved in zip((p for g in self.optimizer.param_groups for p in g["params"]), params):
+                p.copy_(saved)
+        self.optimizer.load_state_dict(copy.deepcopy(opt_state))
+        self.restores += 1
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
