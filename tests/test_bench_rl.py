@@ -97,10 +97,19 @@ def test_same_seed_same_run_and_lr_matters(task: type[RLTask]) -> None:
 
 @pytest.mark.parametrize("task", TINY, ids=lambda t: t.name)
 def test_auto_runs_the_range_tests_one_cycle(task: type[RLTask]) -> None:
+    """auto: the range test's one-cycle; where the task's objective has a caveat (REINFORCE's),
+    the test gives no LR, the run says why and peaks at the task's default LR instead."""
     record = run(task, "auto")
     r = record["result"]
-    assert record["search_steps"] > 0 and record["details"]["suggestion"] > 0
+    assert record["search_steps"] > 0
     schedule = from_config(record["driver"]["schedule"])
+    if task.range_test_caveat:
+        assert "no safe learning rate for this objective" in record["details"]["no_safe_lr"]
+        assert task.range_test_caveat in record["details"]["no_safe_lr"]
+        assert "suggestion" not in record["details"]
+        assert schedule.max_lr == task.default_lr["adam"]  # type: ignore[attr-defined]
+    else:
+        assert record["details"]["suggestion"] > 0
     assert schedule.to_config()["name"] == "one_cycle"
     assert r["steps"] == task.per_epoch
     for step, lr, momentum in zip(r["trace_steps"], r["lrs"], r["momenta"]):

@@ -563,14 +563,14 @@ def _ema(raw: np.ndarray, beta: float = 0.98) -> np.ndarray:
 
 
 def test_suggestions_read_the_watched_losses() -> None:
-    """Suggestions come from the raw losses (validation losses when measured), smoothed without
-    lag by clean(); the lagging stop-rule EMA in ``smoothed`` is not used."""
+    """The rules come from the raw losses (validation losses when measured), smoothed without
+    lag by clean(); the calibrated suggestion reads the sweep's EMA of those same losses."""
     lrs = sweep_lrs(100)
     good = sigmoid_loss(lrs)
-    curve = Curve(list(lrs), list(good), list(np.full(100, 7.0)), stop_reason="completed")
+    curve = Curve(list(lrs), list(good), list(_ema(good)), stop_reason="completed")
     result = RangeTestResult([curve], {}, {})
     assert result.suggestions["valley"] == valley(*clean(lrs, good))
-    curve = Curve(list(lrs), list(np.full(100, 7.0)), list(np.full(100, 7.0)), list(good), stop_reason="completed")
+    curve = Curve(list(lrs), list(np.full(100, 7.0)), list(_ema(good)), list(good), stop_reason="completed")
     result = RangeTestResult([curve], {}, {})
     assert result.suggestions["steepest"] == steepest(*clean(lrs, good))
 
@@ -836,3 +836,14 @@ def test_repr_mentions_stop_reason(result: RangeTestResult) -> None:
     test, _ = run_records([1.0] * 20 + [1e3] * 5, num_steps=100)
     text = repr(test.result())
     assert "diverged" in text and "no suggestion" in text
+
+
+def test_an_objective_with_a_caveat_gives_no_lr_and_says_why() -> None:
+    """A loop (the bench's runners, from a task's ``range_test_caveat``) may mark an objective on
+    which the test is known to mislead: the sweep is kept, but no LR or schedule comes out."""
+    lrs = sweep_lrs(100)
+    result = result_from(sigmoid_loss(lrs), no_safe_lr="measured 10x too high here")
+    assert result.confidence["level"] == "low" and "measured 10x too high here" in result.confidence["reason"]
+    with pytest.raises(NoSafeLRError, match="no safe learning rate for this objective: measured 10x too high"):
+        result.schedule("one_cycle", 10)
+    assert set(result.suggestions) == SUGGESTION_KEYS

@@ -15,6 +15,7 @@ import numpy as np
 
 from .driver import Driver
 from .recorder import Recorder, RunResult
+from .tasks import with_caveat
 
 if TYPE_CHECKING:
     from ..finder import RangeTestResult
@@ -102,4 +103,4 @@ class KerasRunner:
         x, y, _, _ = task.arrays(data)
         model = task.compiled(seed, task.keras_optimizer(optimizer, 1e-3))
         batches = _SeededEpochs(x, y, int(task.batch_size), seed)
-        return lr_range_test(model, batches, **{"progress": False, **options})
+        return with_caveat(task, lr_range_test(model, batches, **{"progress": False, **options}))

@@ -124,6 +124,9 @@ class BaseTask:
     #: what one schedule step is, in the report ("steps", "env steps", "episodes")
     step_unit: ClassVar[str] = "steps"
     #: the bench's defaults for this task when the command line names none: optimizers,
+    #: why the LR range test cannot give a safe LR for this task's objective (``None``: it can),
+    #: from the calibration study; a range test on the task then gives no suggestion but says so
+    range_test_caveat: ClassVar[str | None] = None
     #: strategies (``None``: every one) and seeds
     optimizers: ClassVar[tuple[str, ...]] = ("sgd", "adam")
     strategies: ClassVar[tuple[str, ...] | None] = None
@@ -427,3 +430,15 @@ class Diabetes(Task):
         """Test RMSE in the target's own units (the model learns the standardised target)."""
         sse = sum(float(((out - y) ** 2).sum()) for out, y in predictions(model, data, batch_size))
         return math.sqrt(sse / len(data.x_test)) * float(data.extra["y_std"])
+
+
+ResultType = TypeVar("ResultType")
+
+
+def with_caveat(task: Any, result: ResultType) -> ResultType:
+    """``result`` carrying ``task``'s :attr:`BaseTask.range_test_caveat`, if it has one (then the
+    result gives no suggestion and says why)."""
+    caveat = getattr(task, "range_test_caveat", None)
+    if caveat:
+        result.info["no_safe_lr"] = caveat  # type: ignore[attr-defined]
+    return result

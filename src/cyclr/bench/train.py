@@ -9,7 +9,7 @@ import torch
 
 from .driver import Driver
 from .recorder import Recorder, RunResult, evaluation_steps
-from .tasks import OPTIMIZERS, EpochBatches, Task, TaskData, batches, make_optimizer
+from .tasks import OPTIMIZERS, EpochBatches, Task, TaskData, batches, make_optimizer, with_caveat
 
 if TYPE_CHECKING:
     from ..finder import RangeTestResult
@@ -93,4 +93,4 @@ class TorchRunner:
         model = task.model()
         opt = task.make_optimizer(optimizer, task.param_groups(model), 1e-3)
         loader = EpochBatches(data, task.batch_size, torch.Generator().manual_seed(seed))
-        return lr_range_test(model, opt, task.loss, loader, **{"progress": False, **options})
+        return with_caveat(task, lr_range_test(model, opt, task.loss, loader, **{"progress": False, **options}))

@@ -268,6 +268,12 @@ class RangeTestResult:
 
     def _trusted(self) -> dict[str, float]:
         suggestions = self.suggestions  # NoDescentError when no sweep falls
+        caveat = self.info.get("no_safe_lr")
+        if caveat:
+            raise NoSafeLRError(
+                f"no safe learning rate for this objective: {caveat}. Each rule's reading is in "
+                "result.suggestions; give the LR yourself."
+            )
         confidence = self.confidence
         if confidence["level"] == "low":
             raise NoSafeLRError(
@@ -300,6 +306,8 @@ class RangeTestResult:
         out: dict[str, Any] = {"sweeps": len(per), "of": n, "spread": math.nan}
         if not per:
             return {**out, "level": "low", "reason": "no sweep shows the loss falling"}
+        if self.info.get("no_safe_lr"):
+            return {**out, "level": "low", "reason": f"no safe LR for this objective: {self.info['no_safe_lr']}"}
         values = [p[self.default_rule] for p in per]
         out["spread"] = max(values) / min(values)
         if n == 1:
