@@ -27,6 +27,23 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 
 
+def torchrun_two_ranks(worker: str, out: object, timeout: int = 180) -> None:
+    """Run ``tests/<worker>`` under ``torch.distributed.run`` with 2 gloo processes (skips where
+    gloo is missing); the worker writes its results into ``out``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    cmd = [*launch, str(Path(__file__).parent / worker), str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
 def n_examples(n: int) -> int:
     """A test's own example count, multiplied under ``make fuzz``."""
     return n * FUZZ_FACTOR if PROFILE == "fuzz" else n

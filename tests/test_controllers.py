@@ -319,26 +319,9 @@ def test_controller_driver_sets_what_the_controller_says() -> None:
 def test_ddp_ranks_set_the_same_lr(tmp_path: Any) -> None:
     """Under DDP (2 gloo processes, torchrun) each rank has its own loss, the controller sees
     their average: both ranks use the same LRs, those of the controller on the averaged stream."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from conftest import torchrun_two_ranks
 
-    torch = pytest.importorskip("torch")
-    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available")
-    worker = Path(__file__).parent / "ddp_adaptive_worker.py"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--standalone",
-        str(worker),
-        str(tmp_path),
-    ]
-    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    torchrun_two_ranks("ddp_adaptive_worker.py", tmp_path)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["world"] == 2 and r0["losses"] != r1["losses"]
     assert r0["lrs"] == r1["lrs"] and r0["state"] == r1["state"]
