@@ -47,7 +47,7 @@ fuzz: $(VENV)/.test-installed
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py -k random
 
 FUZZ_TESTS := tests/test_parity_torch.py tests/test_parity_backends.py tests/test_jax.py tests/test_golden.py \
-	tests/test_finder.py tests/test_keras.py tests/test_edges_fuzz.py
+	tests/test_finder.py tests/test_keras.py tests/test_edges_fuzz.py tests/test_controllers.py
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/overhead.py
