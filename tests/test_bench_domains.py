@@ -259,13 +259,30 @@ def test_the_readme_block_is_generated_and_replaced(tmp_path: Path) -> None:
 
 
 def test_cyclr_find_runs_an_rl_tasks_own_range_test(tmp_path: Path) -> None:
-    """RL has no data set: `cyclr find` uses the task's range test (here REINFORCE's, on the real
-    objective) and proposes a schedule over the task's budget in episodes."""
+    """RL has no data set: `cyclr find` uses the task's range test (DQN's TD loss on collected
+    transitions) and proposes a schedule over the task's budget in its own units."""
+    out = tmp_path / "find.json"
+    result = CliRunner().invoke(
+        cli,
+        ["find", "--task", "cartpole-dqn", "--optimizer", "adam", "-o", str(tmp_path / "f.png"), "--json", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    proposed = json.loads(out.read_text())["proposed"]
+    task = get_task("cartpole-dqn")
+    assert proposed["lr"]["total_steps"] == task.epochs * task.steps_per_epoch(task.load())
+
+
+def test_cyclr_find_on_reinforce_sweeps_the_real_objective_and_gives_no_lr(tmp_path: Path) -> None:
+    """REINFORCE's range test runs on the real objective, but the calibration study measured it
+    3x-30x too high on every seed: `cyclr find` shows the sweeps, says why it proposes no LR, and
+    exits 1; the JSON keeps the curve and the reason."""
     out = tmp_path / "find.json"
     result = CliRunner().invoke(
         cli, ["find", "--task", "cartpole-pg", "--optimizer", "adam", "-o", str(tmp_path / "f.png"), "--json", str(out)]
     )
-    assert result.exit_code == 0, result.output
-    proposed = json.loads(out.read_text())["proposed"]
-    task = get_task("cartpole-pg")
-    assert proposed["lr"]["total_steps"] == task.epochs * task.steps_per_epoch(task.load())
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "no LR proposed: no safe learning rate for this objective" in text and "REINFORCE" in text
+    saved = json.loads(out.read_text())
+    assert "proposed" not in saved and "REINFORCE" in saved["error"] and len(saved["curve"]["lrs"]) > 10
+    assert (tmp_path / "f.png").stat().st_size > 0
