@@ -667,7 +667,7 @@ def test_one_cycle_schedule(result: RangeTestResult) -> None:
 def test_triangular_schedule(result: RangeTestResult) -> None:
     s = result.schedule("triangular", steps_per_epoch=50, epochs=8)
     assert isinstance(s, Triangular)
-    assert (s.base_lr, s.max_lr) == result.bounds
+    assert (s.base_lr, s.max_lr) == result.clr_bounds == (result.bounds[0], result.suggestion)
     k = s.step_size / 50
     assert k == int(k) and 2 <= k <= 10
     assert 400 % (2 * s.step_size) == 0
@@ -696,7 +696,7 @@ def test_short_run_gets_one_cycle(epochs: int, result: RangeTestResult) -> None:
     for kind in ("triangular", "triangular2"):
         s = result.schedule(kind, steps_per_epoch=50, epochs=epochs)
         assert 2 * s.step_size == 50 * epochs
-        assert (s.base_lr, s.max_lr) == result.bounds
+        assert (s.base_lr, s.max_lr) == result.clr_bounds
 
 
 def test_cycle_epochs_override(result: RangeTestResult) -> None:

@@ -266,6 +266,15 @@ class RangeTestResult:
         s = self._trusted()
         return s["base_lr"], s["max_lr"]
 
+    @property
+    def clr_bounds(self) -> tuple[float, float]:
+        """``(base_lr, max_lr)`` for the cyclical kinds of :meth:`schedule`: Smith's ``base_lr``
+        and the calibrated ``max_lr`` (:attr:`suggestion`); a ``base_lr`` not below it becomes a
+        tenth of it."""
+        base, _ = self.bounds
+        peak = self.suggestion
+        return (base if base < peak else peak / 10), peak
+
     def _trusted(self) -> dict[str, float]:
         suggestions = self.suggestions  # NoDescentError when no sweep falls
         caveat = self.info.get("no_safe_lr")
@@ -335,10 +344,12 @@ class RangeTestResult:
     ) -> Schedule:
         """A complete schedule from the test.
 
-        ``'one_cycle'``: ``max_lr`` from :attr:`suggestion`, ``div_factor`` from the bounds (so
-        the start sits near Smith's ``base_lr``, clipped to 10-100), over the whole run.
-        ``'triangular'``/``'triangular2'``: Smith's bounds, with ``step_size`` 2-10 epochs so the
-        run holds a whole number of cycles (``cycle_epochs`` = epochs per half cycle overrides).
+        ``'one_cycle'``: ``max_lr`` from :attr:`suggestion` (the calibrated rule), ``div_factor``
+        from the bounds (so the start sits near Smith's ``base_lr``, clipped to 10-100), over the
+        whole run. ``'triangular'``/``'triangular2'``: :attr:`clr_bounds` (Smith's ``base_lr``,
+        the calibrated ``max_lr``), with ``step_size`` 2-10 epochs so the run holds a whole number
+        of cycles (``cycle_epochs`` = epochs per half cycle overrides). Raises
+        :class:`NoSafeLRError` where the test gives no safe LR.
         """
         check("schedule", "kind", kind, [OneOf(("one_cycle", "triangular", "triangular2"))])
         steps_per_epoch = steps_per_epoch or self.info.get("steps_per_epoch")
@@ -346,11 +357,10 @@ class RangeTestResult:
             raise ValueError("schedule() needs steps_per_epoch (the loop could not tell the data's length).")
         check("schedule", "epochs", epochs, [IntRange(1)])
         total = steps_per_epoch * epochs
-        base, peak = self.bounds
+        base, peak = self.clr_bounds
         if kind == "one_cycle":
-            max_lr = self.suggestion
-            div = float(np.clip(max_lr / max(base, 1e-12), 10.0, 100.0))
-            return OneCycle(max_lr=max_lr, total_steps=max(total, 2), div_factor=div)
+            div = float(np.clip(peak / max(self.bounds[0], 1e-12), 10.0, 100.0))
+            return OneCycle(max_lr=peak, total_steps=max(total, 2), div_factor=div)
         cls = Triangular if kind == "triangular" else Triangular2
         if cycle_epochs is not None:
             return cls(base, peak, step_size=cycle_epochs * steps_per_epoch)
