@@ -17,7 +17,14 @@ Three kinds exist:
 - :class:`TorchSchedulerDriver`: any torch scheduler built by a factory (the ``peer`` recipe,
   torch's own ``OneCycleLR``, or any scheduler a user wants to compare);
 - :class:`FeedbackDriver`: the base of drivers that read the loss and set the LR themselves
-  (an adaptive CLR); subclasses implement :meth:`FeedbackDriver.update`, nothing else.
+  (an adaptive CLR); subclasses implement :meth:`FeedbackDriver.update`, nothing else;
+- :class:`OptimizerDriver`: another optimizer altogether (Prodigy, D-Adaptation, Schedule-Free,
+  DoG: the LR-free anchors), built over the task's parameter groups, with its own scheduler;
+- :class:`PlateauDriver`: torch's ``ReduceLROnPlateau``, fed the epoch's mean training loss.
+
+A driver may also build the optimizer (:meth:`Driver.make_optimizer`; by default the task's own)
+and wrap each evaluation (:meth:`Driver.evaluate`; Schedule-Free evaluates at its averaged
+weights).
 
 Drivers reach the optimizer through :class:`Knobs`, a thin per-framework handle that reads and
 writes the LR and momentum of every param group (keeping the groups' LR ratios).
@@ -37,6 +44,8 @@ __all__ = [
     "FeedbackDriver",
     "KerasKnobs",
     "Knobs",
+    "OptimizerDriver",
+    "PlateauDriver",
     "ScheduleDriver",
     "TorchKnobs",
     "TorchSchedulerDriver",
@@ -175,6 +184,18 @@ class Driver(ABC):
     def initial_lr(self) -> float:
         """The LR to build the optimizer with (the first update's)."""
 
+    def make_optimizer(self, build: Callable[[float], Any]) -> Any:
+        """The optimizer the run trains with: by default the task's own, ``build(lr)`` at
+        :attr:`initial_lr` (a driver that brings its own optimizer builds it from that one's
+        parameter groups)."""
+        return build(self.initial_lr)
+
+    def evaluate(self, metric: Callable[[], float], refresh: Callable[[], None] | None = None) -> float:
+        """The tracked metric now. ``refresh`` re-estimates normalisation statistics (BatchNorm)
+        for the weights being evaluated; a driver that evaluates other weights than those it
+        trains (an average) calls it."""
+        return metric()
+
     def attach(self, optimizer: Any) -> None:
         """Take charge of ``optimizer`` before its first update."""
         self.knobs = knobs_for(optimizer)
@@ -255,6 +276,118 @@ class TorchSchedulerDriver(Driver):
 
     def to_config(self) -> dict[str, Any]:
         return {"kind": "torch", **self.config}
+
+
+class PlateauDriver(TorchSchedulerDriver):
+    """torch's ``ReduceLROnPlateau`` at its defaults (``factor=0.1``, ``patience=10``) from
+    ``lr``, stepped once per epoch with the epoch's mean training loss (the metric it is given in
+    torch's own examples is a validation loss; a run driver sees only the training loss)."""
+
+    def __init__(self, lr: float, steps_per_epoch: int, **options: Any) -> None:
+        def build(opt: Any) -> Any:
+            import torch
+
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **options)
+
+        super().__init__(build, {"scheduler": "ReduceLROnPlateau", "lr": lr, **options}, initial_lr=lr)
+        if steps_per_epoch < 1:
+            raise ValueError(f"PlateauDriver: steps_per_epoch must be an integer >= 1; got {steps_per_epoch!r}.")
+        self.steps_per_epoch = steps_per_epoch
+        self._sum, self._n, self._updates = 0.0, 0, 0
+
+    def observe(self, loss: SupportsFloat) -> None:
+        self._sum += float(loss)
+        self._n += 1
+
+    def step(self) -> None:
+        self._updates += 1
+        if self._updates % self.steps_per_epoch == 0 and self._n:
+            self.scheduler.step(self._sum / self._n)
+            self._sum, self._n = 0.0, 0
+
+
+class OptimizerDriver(Driver):
+    """Another optimizer over the task's parameter groups: ``factory(groups)`` gets the groups of
+    the task's own optimizer as torch param-group dicts (``params``, ``weight_decay``, ``lr``
+    scaled so the largest group's is 1: discriminative LRs keep their ratios) and returns the
+    optimizer; ``scheduler(optimizer)`` (optional) a torch scheduler stepped once per update.
+    An optimizer with ``eval()``/``train()`` (Schedule-Free) is switched to ``eval()`` around each
+    evaluation, with BatchNorm statistics refreshed there, as its authors prescribe.
+    ``group_ratios=False``: every group gets ``lr=1`` (Prodigy and D-Adaptation refuse different
+    LRs per group); the record then says the task's per-group ratios were dropped."""
+
+    runners = ("torch", "rl")
+
+    def __init__(
+        self,
+        factory: Callable[[list[dict[str, Any]]], Any],
+        config: dict[str, Any],
+        scheduler: Callable[[Any], Any] | None = None,
+        group_ratios: bool = True,
+    ) -> None:
+        super().__init__()
+        self.factory, self.scheduler_factory, self.config = factory, scheduler, dict(config)
+        self.group_ratios = group_ratios
+        self.optimizer: Any = None
+        self.scheduler: Any = None
+
+    @property
+    def initial_lr(self) -> float:
+        return 1.0  # the task's optimizer is only built to read its groups
+
+    def make_optimizer(self, build: Callable[[float], Any]) -> Any:
+        template = build(1.0)
+        if not hasattr(template, "param_groups"):
+            raise TypeError(f"{self.config.get('optimizer', 'this optimizer')} needs a torch task.")
+        top = max(float(g["lr"]) for g in template.param_groups)
+        groups = [
+            {"params": g["params"], "weight_decay": g.get("weight_decay", 0.0), "lr": float(g["lr"]) / top}
+            for g in template.param_groups
+        ]
+        if not self.group_ratios and len({g["lr"] for g in groups}) > 1:
+            self.config["group_lr_ratios"] = "dropped: the optimizer refuses different LRs per group"
+            groups = [{**g, "lr": 1.0} for g in groups]
+        self.optimizer = self.factory(groups)
+        return self.optimizer
+
+    def _start(self, knobs: Knobs) -> None:
+        if knobs.framework != "torch":
+            raise TypeError(f"an OptimizerDriver cannot drive a {knobs.framework} optimizer.")
+        self.optimizer = knobs.optimizer
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        self.scheduler = self.scheduler_factory(self.optimizer) if self.scheduler_factory else None
+
+    def step(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def evaluate(self, metric: Callable[[], float], refresh: Callable[[], None] | None = None) -> float:
+        opt = self.optimizer
+        if not (hasattr(opt, "eval") and callable(opt.eval)):
+            return metric()
+        opt.eval()
+        try:
+            if refresh is not None:
+                refresh()
+            return metric()
+        finally:
+            opt.train()
+
+    def current(self) -> tuple[float, float]:
+        """The effective LR: the group's ``lr`` times the optimizer's own estimate of the scale
+        (``d`` for Prodigy and D-Adaptation; DoG keeps its step size in ``eta``)."""
+        lr, momentum = super().current()
+        group = self.optimizer.param_groups[0]
+        scale = group.get("d")
+        if scale is None and "eta" in group:
+            eta = group["eta"]
+            scale = float(max(eta)) if isinstance(eta, (list, tuple)) and eta else None
+            return (scale if scale is not None else lr), momentum
+        return lr * float(scale if scale is not None else 1.0), momentum
+
+    def to_config(self) -> dict[str, Any]:
+        return {"kind": "optimizer", **self.config}
 
 
 class FeedbackDriver(Driver):

@@ -96,7 +96,8 @@ class EpisodeRunner:
     def run(self, task: Any, data: Any, driver: Driver, *, optimizer: str, epochs: int, seed: int) -> RunResult:
         torch.manual_seed(seed)
         model = task.model()
-        opt = task.make_optimizer(optimizer, task.param_groups(model), driver.initial_lr)
+        groups = task.param_groups(model)
+        opt = driver.make_optimizer(lambda lr: task.make_optimizer(optimizer, groups, lr))
         driver.attach(opt)
         rec = Recorder(
             driver, per_epoch=task.per_epoch, epochs=epochs, evals_per_epoch=task.evals_per_epoch, reached=task.reached
@@ -115,7 +116,7 @@ class EpisodeRunner:
                         driver.observe(loss.detach())
                         rec.loss(loss)
                     driver.step()
-                    if rec.after(step, lambda: task.score(rec.result.episode_returns)):
+                    if rec.after(step, lambda: driver.evaluate(lambda: task.score(rec.result.episode_returns))):
                         break
         finally:
             agent.close()

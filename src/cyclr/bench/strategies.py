@@ -15,7 +15,16 @@ same range as the constant grid, ``lr / sqrt(10)`` to ``lr * sqrt(10)``:
 - ``one_cycle``: torch ``OneCycleLR``'s defaults with ``max_lr`` at the grid's top, momentum cycled;
 - ``auto``: cyclr's LR range test (its steps and seconds count) -> its complete one-cycle schedule;
 - ``peer``: the real ``torch-lr-finder``'s suggestion fed to torch's own ``OneCycleLR`` with its
-  defaults, the recipe most PyTorch users follow (its range test counts too).
+  defaults, the recipe most PyTorch users follow (its range test counts too);
+- ``adaptive``: cyclr's closed-loop CLR started at the range test's ``max_lr``;
+  ``adaptive_start`` starts it at x0.1, x0.3, x3 and x10 of it, and ``one_cycle_start`` does the
+  same for ``auto``'s fixed one-cycle (the robustness sweep). ``auto`` and ``one_cycle_start``
+  together are a 5-point half-decade ``max_lr`` grid: the grid-tuned one-cycle oracle;
+- the LR-free anchors, their real packages at their documented defaults: ``prodigy``
+  (``prodigyopt``, Adam tasks) and ``dadaptation`` (``DAdaptAdam``/``DAdaptSGD``) with a cosine
+  over the run, ``schedulefree`` (``AdamWScheduleFree``/``SGDScheduleFree``, warm-up 5% of the
+  run, evaluated at its averaged weights), ``dog`` (``dog-optimizer``, SGD tasks), and ``plateau``:
+  torch's ``ReduceLROnPlateau`` (defaults) started at the range test's LR.
 """
 
 from __future__ import annotations
@@ -40,12 +49,21 @@ from ..schedules import (
     Triangular,
     Triangular2,
     Warmup,
+    from_config,
 )
 from ._plugins import is_reference, load_object
-from .driver import ControllerDriver, Driver, ScheduleDriver, TorchSchedulerDriver
+from .driver import (
+    ControllerDriver,
+    Driver,
+    OptimizerDriver,
+    PlateauDriver,
+    ScheduleDriver,
+    TorchSchedulerDriver,
+)
 
 __all__ = [
     "FAMILIES",
+    "START_FACTORS",
     "STRATEGIES",
     "Context",
     "Plan",
@@ -61,6 +79,9 @@ __all__ = [
 
 HALF_DECADE = math.sqrt(10.0)
 GRID = (1 / HALF_DECADE, 1.0, HALF_DECADE)
+#: the robustness sweep's starting points, as multiples of the range test's ``max_lr`` (x1 is
+#: ``adaptive`` / ``auto`` themselves); with x1 a 5-point half-decade grid
+START_FACTORS = (0.1, 0.3, 3.0, 10.0)
 
 
 #: what a strategy is, for the report and the CLI: the constant-LR baselines, the decays
@@ -142,6 +163,8 @@ class Strategy:
     family: str = "cyclical"
     runners: tuple[str, ...] = ALL_RUNNERS
     variants_of: Variants | None = None
+    #: run when no strategies are named (the robustness sweep and the LR-free anchors are not)
+    default: bool = True
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -166,6 +189,7 @@ def strategy(
     description: str = "",
     runners: tuple[str, ...] = ALL_RUNNERS,
     variants: Variants | None = None,
+    default: bool = True,
 ) -> Callable[[Builder], Builder]:
     """Register a strategy: decorate its ``build(context, variant) -> Plan`` function::
 
@@ -177,7 +201,7 @@ def strategy(
     def register(build: Builder) -> Builder:
         label = name or build.__name__.lstrip("_")
         doc = description or (build.__doc__ or "").strip().split("\n")[0]
-        STRATEGIES[label] = Strategy(label, doc, build, family, tuple(runners), variants)
+        STRATEGIES[label] = Strategy(label, doc, build, family, tuple(runners), variants, default)
         build.strategy = STRATEGIES[label]  # type: ignore[attr-defined]
         return build
 
@@ -284,12 +308,28 @@ def one_cycle(c: Context, v: Variant) -> Plan:
     return _plan(OneCycle(max_lr=_range(c)[1], total_steps=c.total_steps), momentum=(0.85, 0.95))
 
 
-@strategy(family="finder", description="cyclr range test -> one-cycle (its cost counted)")
-def auto(c: Context, v: Variant) -> Plan:
-    """The calibrated range test's one-cycle. Where the test gives no safe LR (its sweeps
-    disagree, or the loss never falls), the run says so in its details and trains the one-cycle
-    shape peaking at the task's default LR, as a user without a finder would."""
-    result = c.runner.range_test(c.task, c.data, c.optimizer, c.seed, repeats=REPEATS)
+_RANGE_TESTS: dict[tuple[str, int, str, int], Any] = {}
+
+
+def _range_test(c: Context) -> Any:
+    """The calibrated range test of the context's task, optimizer and seed (run once per process:
+    each strategy that uses it still counts its cost)."""
+    key = (c.task.name, id(c.data), c.optimizer, c.seed)
+    if key not in _RANGE_TESTS:
+        _RANGE_TESTS.clear()  # one at a time: a worker moves from task to task
+        _RANGE_TESTS[key] = c.runner.range_test(c.task, c.data, c.optimizer, c.seed, repeats=REPEATS)
+    return _RANGE_TESTS[key]
+
+
+def _start_variants(name: str) -> Variants:
+    def variants(task: Any, optimizer: str) -> list[Variant]:
+        return [Variant(name, f"{name} x{f:g}", f"{name} x{f:g}", f) for f in START_FACTORS]
+
+    return variants
+
+
+def _one_cycle_from_test(c: Context, factor: float) -> Plan:
+    result = _range_test(c)
     details: dict[str, Any] = {
         "curve": {"lrs": [float(x) for x in result.lrs], "losses": [float(x) for x in result.losses]},
         "confidence": {k: v for k, v in result.confidence.items() if k != "spread" or math.isfinite(v)},
@@ -300,6 +340,10 @@ def auto(c: Context, v: Variant) -> Plan:
     except NoDescentError as err:
         schedule = OneCycle(max_lr=c.lr, total_steps=c.total_steps)
         details.update(no_safe_lr=str(err), fallback=f"one-cycle peaking at the default LR {c.lr:g}")
+    if factor != 1.0:
+        cfg = schedule.to_config()
+        schedule = from_config({**cfg, "max_lr": float(cfg["max_lr"]) * factor})
+        details["factor"] = factor
     return Plan(
         ScheduleDriver(schedule, result.momentum),
         search_steps=result.steps,
@@ -308,27 +352,181 @@ def auto(c: Context, v: Variant) -> Plan:
     )
 
 
-@strategy(family="adaptive", description="closed-loop CLR from the range test's LR (its cost counted)")
-def adaptive(c: Context, v: Variant) -> Plan:
-    """cyclr's closed-loop CLR (:func:`cyclr.adaptive`) over the run's budget, started from the
-    calibrated range test's ``max_lr`` (the task's default LR where the test gives none), with
-    momentum mirrored to its level where the framework lets momentum move between updates."""
+@strategy(family="finder", description="cyclr range test -> one-cycle (its cost counted)")
+def auto(c: Context, v: Variant) -> Plan:
+    """The calibrated range test's one-cycle. Where the test gives no safe LR (its sweeps
+    disagree, or the loss never falls), the run says so in its details and trains the one-cycle
+    shape peaking at the task's default LR, as a user without a finder would."""
+    return _one_cycle_from_test(c, 1.0)
+
+
+@strategy(
+    family="finder",
+    description="auto's one-cycle with max_lr at x0.1-x10 of the range test's (robustness sweep, oracle grid)",
+    variants=_start_variants("one_cycle_start"),
+    default=False,
+)
+def one_cycle_start(c: Context, v: Variant) -> Plan:
+    assert v.lr is not None
+    return _one_cycle_from_test(c, v.lr)
+
+
+def _adaptive_from_test(c: Context, factor: float) -> Plan:
     from ..controllers import adaptive as closed_loop
 
-    result = c.runner.range_test(c.task, c.data, c.optimizer, c.seed, repeats=REPEATS)
+    result = _range_test(c)
     details: dict[str, Any] = {}
     try:
         start = result.suggestion
     except NoDescentError as err:
         start = c.lr
         details.update(no_safe_lr=str(err), fallback=f"started from the default LR {c.lr:g}")
-    controller = closed_loop(total_steps=max(c.total_steps, 2), max_lr=start)
+    if factor != 1.0:
+        details["factor"] = factor
+    controller = closed_loop(total_steps=max(c.total_steps, 2), max_lr=start * factor)
     momentum = None if c.runner.name == "keras" else (0.85, 0.95)
     return Plan(
         ControllerDriver(controller, momentum),
         search_steps=result.steps,
         search_seconds=result.seconds,
-        details={**details, "start_max_lr": start},
+        details={**details, "start_max_lr": start * factor},
+    )
+
+
+@strategy(family="adaptive", description="closed-loop CLR from the range test's LR (its cost counted)")
+def adaptive(c: Context, v: Variant) -> Plan:
+    """cyclr's closed-loop CLR (:func:`cyclr.adaptive`) over the run's budget, started from the
+    calibrated range test's ``max_lr`` (the task's default LR where the test gives none), with
+    momentum mirrored to its level where the framework lets momentum move between updates."""
+    return _adaptive_from_test(c, 1.0)
+
+
+@strategy(
+    family="adaptive",
+    description="closed-loop CLR started at x0.1-x10 of the range test's LR (robustness sweep)",
+    variants=_start_variants("adaptive_start"),
+    default=False,
+)
+def adaptive_start(c: Context, v: Variant) -> Plan:
+    assert v.lr is not None
+    return _adaptive_from_test(c, v.lr)
+
+
+# ---------------------------------------------------------------------- the LR-free anchors
+def _only(name: str, *optimizers: str) -> Variants:
+    """One variant where the task's optimizer is one of ``optimizers`` (an anchor of that kind),
+    none elsewhere."""
+
+    def variants(task: Any, optimizer: str) -> list[Variant]:
+        return [Variant(name, name, name)] if optimizer in optimizers else []
+
+    return variants
+
+
+def _cosine(total: int) -> Callable[[Any], Any]:
+    def build(opt: Any) -> Any:
+        import torch
+
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
+
+    return build
+
+
+@strategy(
+    family="peer",
+    runners=("torch", "rl"),
+    description="Prodigy (prodigyopt, defaults) with a cosine over the run",
+    variants=_only("prodigy", "adam"),
+    default=False,
+)
+def prodigy(c: Context, v: Variant) -> Plan:
+    def build(groups: list[dict[str, Any]]) -> Any:
+        from prodigyopt import Prodigy
+
+        return Prodigy(groups)
+
+    config = {"optimizer": "prodigyopt.Prodigy", "scheduler": "cosine"}
+    return Plan(OptimizerDriver(build, config, _cosine(c.total_steps), group_ratios=False))
+
+
+@strategy(
+    family="peer",
+    runners=("torch", "rl"),
+    description="D-Adaptation (DAdaptAdam / DAdaptSGD, defaults) with a cosine over the run",
+    variants=_only("dadaptation", "adam", "sgd"),
+    default=False,
+)
+def dadaptation(c: Context, v: Variant) -> Plan:
+    adam = c.optimizer == "adam"
+
+    def build(groups: list[dict[str, Any]]) -> Any:
+        import dadaptation as da
+
+        # DAdaptSGD with the bench's SGD momentum, 0.9 (its own default is none)
+        return da.DAdaptAdam(groups) if adam else da.DAdaptSGD(groups, momentum=0.9)
+
+    name = "DAdaptAdam" if adam else "DAdaptSGD"
+    config = {"optimizer": f"dadaptation.{name}", "scheduler": "cosine"}
+    return Plan(OptimizerDriver(build, config, _cosine(c.total_steps), group_ratios=False))
+
+
+@strategy(
+    family="peer",
+    runners=("torch", "rl"),
+    description="Schedule-Free AdamW / SGD (defaults, warm-up 5% of the run), evaluated at its average",
+    variants=_only("schedulefree", "adam", "sgd"),
+    default=False,
+)
+def schedulefree(c: Context, v: Variant) -> Plan:
+    adam = c.optimizer == "adam"
+    warmup = max(1, round(0.05 * c.total_steps))
+
+    def build(groups: list[dict[str, Any]]) -> Any:
+        import schedulefree as sf
+
+        if adam:  # its default lr, 0.0025, scaled per group like the others' lr=1
+            return sf.AdamWScheduleFree([{**g, "lr": 0.0025 * g["lr"]} for g in groups], warmup_steps=warmup)
+        return sf.SGDScheduleFree(groups, warmup_steps=warmup)
+
+    name = "AdamWScheduleFree" if adam else "SGDScheduleFree"
+    return Plan(OptimizerDriver(build, {"optimizer": f"schedulefree.{name}", "warmup_steps": warmup}))
+
+
+@strategy(
+    family="peer",
+    runners=("torch", "rl"),
+    description="DoG (dog-optimizer, defaults), SGD tasks",
+    variants=_only("dog", "sgd"),
+    default=False,
+)
+def dog(c: Context, v: Variant) -> Plan:
+    def build(groups: list[dict[str, Any]]) -> Any:
+        from dog import DoG
+
+        return DoG(groups)
+
+    return Plan(OptimizerDriver(build, {"optimizer": "dog.DoG"}))
+
+
+@strategy(
+    family="peer",
+    runners=("torch", "rl"),
+    description="torch ReduceLROnPlateau (defaults) from the range test's LR (its cost counted)",
+    default=False,
+)
+def plateau(c: Context, v: Variant) -> Plan:
+    result = _range_test(c)
+    details: dict[str, Any] = {}
+    try:
+        lr = result.suggestion
+    except NoDescentError as err:
+        lr = c.lr
+        details.update(no_safe_lr=str(err), fallback=f"started from the default LR {c.lr:g}")
+    return Plan(
+        PlateauDriver(lr, c.steps_per_epoch),
+        search_steps=result.steps,
+        search_seconds=result.seconds,
+        details={**details, "start_lr": lr},
     )
 
 
@@ -384,9 +582,11 @@ def strategy_from_reference(reference: str) -> Strategy:
 
 
 def get_strategies(names: str | list[str] | None) -> list[Strategy]:
-    """Strategies by name (comma-separated or a list; ``None`` or ``'all'``: every one), or by
-    reference (``file.py:name``, ``module:name``)."""
-    if names is None or names == "all":
+    """Strategies by name (comma-separated or a list; ``None``: the default ones; ``'all'``: every
+    one), or by reference (``file.py:name``, ``module:name``)."""
+    if names is None:
+        return list(dict.fromkeys(s for s in STRATEGIES.values() if s.default))
+    if names == "all":
         return list(dict.fromkeys(STRATEGIES.values()))
     wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
     wanted = [strategy_from_reference(n).name if n not in STRATEGIES and is_reference(n) else n for n in wanted]

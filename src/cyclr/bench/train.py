@@ -40,7 +40,8 @@ def train(
     evals = task.evals_per_epoch if evals_per_epoch is None else evals_per_epoch
     torch.manual_seed(seed)
     model = model if model is not None else task.model()
-    opt = task.make_optimizer(optimizer, task.param_groups(model), driver.initial_lr)
+    groups = task.param_groups(model)
+    opt = driver.make_optimizer(lambda lr: task.make_optimizer(optimizer, groups, lr))
     driver.attach(opt)
     per_epoch = task.steps_per_epoch(data, batch_size)
     if per_epoch < 1:
@@ -54,6 +55,10 @@ def train(
         trace_points=trace_points,
     )
     stream = batches(data, batch_size, torch.Generator().manual_seed(seed))
+
+    def refresh() -> None:
+        batchnorm_refresh(model, data, batch_size, seed)
+
     model.train()
     step = 0
     for step in range(1, rec.total + 1):
@@ -68,12 +73,41 @@ def train(
         driver.observe(loss.detach())
         driver.step()
         rec.loss(loss)
-        if rec.after(step, lambda: task.evaluate(model, data)):
+        if rec.after(step, lambda: driver.evaluate(lambda: task.evaluate(model, data), refresh)):
             break
     result = rec.finish(step)
     if not result.diverged:
-        result.extra = task.final_metrics(model, data)
+        final: dict[str, float] = {}
+
+        def metrics() -> float:
+            final.update(task.final_metrics(model, data))
+            return 0.0
+
+        driver.evaluate(metrics, refresh)
+        result.extra = final
     return result
+
+
+def batchnorm_refresh(model: torch.nn.Module, data: TaskData, batch_size: int, seed: int, n: int = 50) -> None:
+    """Re-estimate a model's BatchNorm statistics from ``n`` training batches (in train mode, no
+    gradients), as Schedule-Free prescribes before evaluating its averaged weights. The batches
+    come from their own generator, so the run's data order is untouched."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the n batches
+    stream = batches(data, batch_size, torch.Generator().manual_seed(seed + 1))
+    model.train()
+    with torch.no_grad():
+        for _ in range(n):
+            x, _y = next(stream)
+            model(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
 
 
 class TorchRunner:
