@@ -1,5 +1,6 @@
-"""Keras training steps per second with a constant LR, Keras' own CosineDecay and
-cyclr.keras.Schedule (plus cyclr's cycled momentum), side by side in one run.
+"""Keras training steps per second with a constant LR, Keras' own CosineDecay,
+cyclr.keras.Schedule (plus cyclr's cycled momentum) and the adaptive controller
+(cyclr.keras.AdaptiveSchedule, fed by AdaptiveCallback every batch), side by side in one run.
 
     .venv/bin/python benchmarks/keras_overhead.py [--backend tensorflow|jax|torch] [--steps 300] [--repeats 5]
 """
@@ -46,13 +47,19 @@ def main() -> None:
         "cyclr SGD, cycled momentum": lambda: ck.SGD(
             learning_rate=cyclr.one_cycle(0.05, total), momentum=cyclr.one_cycle(0.05, total).mirror(0.85, 0.95)
         ),
+        "cyclr adaptive + callback": lambda: ck.SGD(
+            learning_rate=cyclr.adaptive(total_steps=total, max_lr=0.05), momentum=0.9
+        ),
+        "cyclr adaptive, momentum": lambda: ck.SGD(
+            learning_rate=cyclr.adaptive(total_steps=total, max_lr=0.05), momentum=(0.85, 0.95)
+        ),
     }
     rng = np.random.default_rng(0)
     batch = 64
     x = rng.standard_normal((args.steps * batch, 64)).astype("float32")
     y = rng.integers(0, 10, args.steps * batch)
 
-    def run(make_optimizer: Callable[[], Any]) -> float:
+    def run(make_optimizer: Callable[[], Any], adaptive: bool) -> float:
         keras.utils.set_random_seed(0)
         model = keras.Sequential(
             [keras.Input((64,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)]
@@ -62,24 +69,26 @@ def main() -> None:
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=args.jit,
         )
-        model.fit(x[: batch * 5], y[: batch * 5], batch_size=batch, epochs=1, verbose=0)  # trace and compile
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        callbacks = [ck.AdaptiveCallback()] if adaptive else []
+        model.fit(x[: batch * 5], y[: batch * 5], batch_size=batch, epochs=1, verbose=0, callbacks=callbacks)
+        t0 = time.perf_counter()  # traced and compiled above: this is the steady state
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
         return args.steps / (time.perf_counter() - t0)
 
     samples: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.repeats):  # interleaved, so machine noise hits every variant alike
         for label, make in variants.items():
-            samples[label].append(run(make))
+            samples[label].append(run(make, label.startswith("cyclr adaptive")))
     med = {k: statistics.median(v) for k, v in samples.items()}
     jit = ", jit_compile=True" if args.jit else ""
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}{jit}, {sys.platform}")
     print(f"training steps per second, median of {args.repeats} interleaved runs x {args.steps} steps")
-    print(f"{'variant':<30}{'steps/s':>10}{'vs constant':>13}{'vs CosineDecay':>16}")
+    fixed = med["cyclr Schedule (one_cycle)"]
+    print(f"{'variant':<30}{'steps/s':>10}{'vs constant':>13}{'vs CosineDecay':>16}{'vs cyclr one_cycle':>20}")
     for label, value in med.items():
         ratio_c = value / med["constant LR"]
         ratio_k = value / med["keras CosineDecay"]
-        print(f"{label:<30}{value:>10.1f}{ratio_c:>12.2f}x{ratio_k:>15.2f}x")
+        print(f"{label:<30}{value:>10.1f}{ratio_c:>12.2f}x{ratio_k:>15.2f}x{value / fixed:>19.2f}x")
 
 
 if __name__ == "__main__":

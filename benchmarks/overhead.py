@@ -1,4 +1,5 @@
-"""Per-step cost of cyclr.torch.Scheduler next to torch's CyclicLR and OneCycleLR, and compiled
+"""Per-step cost of cyclr.torch.Scheduler next to torch's CyclicLR and OneCycleLR, the cost of
+the adaptive controller's ``observe(loss)`` next to a fixed one-cycle's ``step()``, and compiled
 graph counts for float vs tensor hyperparameters. Prints ratios measured side by side in one run.
 
     .venv/bin/python benchmarks/overhead.py [--steps 20000] [--repeats 7]
@@ -7,6 +8,7 @@ graph counts for float vs tensor hyperparameters. Prints ratios measured side by
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 import warnings
@@ -60,6 +62,45 @@ def timing(steps: int, repeats: int) -> None:
             torch_label, cyclr_label = list(pair)
             a, b = statistics.median(samples[torch_label]), statistics.median(samples[cyclr_label])
             print(f"{name:<12}{groups:>7}  {a:>10.2f}  {b:>10.2f}  {b / a:>11.2f}x")
+
+
+def adaptive_us(kind: str, steps: int) -> float:
+    """Microseconds per update for the scheduler's share of it: ``step()`` of a fixed one-cycle,
+    or ``observe(loss)`` + ``step()`` of the closed-loop controller (loss a float or a 0-d tensor)."""
+    opt = make_optimizer(1)
+    total = steps + 10
+    if kind == "fixed":
+        sched = ct.Scheduler(opt, cyclr.one_cycle(0.1, total), momentum=(0.85, 0.95))
+    else:
+        sched = ct.Scheduler(opt, cyclr.adaptive(total_steps=total, max_lr=0.1), momentum=(0.85, 0.95))
+    opt.step()
+    # a noisy, slowly falling loss: the controller runs its cycles, spikes and bound updates
+    losses = [2.0 * math.exp(-3.0 * t / steps) * (1.0 + 0.1 * math.sin(0.7 * t)) for t in range(steps)]
+    feed: list[Any] = [torch.tensor(x) for x in losses] if kind == "adaptive, tensor loss" else losses
+    t0 = time.perf_counter()
+    if kind == "fixed":
+        for _ in range(steps):
+            sched.step()
+    else:
+        for x in feed:
+            sched.observe(x)
+            sched.step()
+    return (time.perf_counter() - t0) / steps * 1e6
+
+
+def adaptive_timing(steps: int, repeats: int) -> None:
+    kinds = ("fixed", "adaptive, float loss", "adaptive, tensor loss")
+    samples: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(repeats):  # interleaved
+        for k in kinds:
+            samples[k].append(adaptive_us(k, steps))
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    print(f"\nadaptive CLR: microseconds per update for the scheduler, median of {repeats} x {steps} steps")
+    print(f"{'scheduler':<46}{'us':>8}{'observe() alone':>17}")
+    print(f"{'fixed one-cycle: step()':<46}{med['fixed']:>8.2f}{'':>17}")
+    for k in kinds[1:]:
+        label = f"cyclr.adaptive: observe({k.split(', ')[1]}) + step()"
+        print(f"{label:<46}{med[k]:>8.2f}{med[k] - med['fixed']:>17.2f}")
 
 
 def compiled_graphs(tensor_hparams: bool, kind: str, cycles: int = 3, step_size: int = 4) -> int:
@@ -125,6 +166,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, cyclr {cyclr.__version__}")
     timing(args.steps, args.repeats)
+    adaptive_timing(args.steps, args.repeats)
     compile_counts()
     vectorised()
 

@@ -82,6 +82,13 @@ def test_momentum_mirrors_the_level_and_the_state_saves_with_the_model(tmp_path:
     assert loaded.optimizer._learning_rate.state() == pytest.approx(state)
     assert loaded.optimizer.momentum_schedule.to_config() == [0.85, 0.95]
     assert (floor, peak) == (state["floor"], state["peak"])
+    # training resumes from the loaded state: both models continue the same, batch for batch
+    more = [ck.AdaptiveCallback(), ck.AdaptiveCallback()]
+    for m, cb in zip((model, loaded), more):
+        m.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+    np.testing.assert_allclose(more[1].losses, more[0].losses, rtol=1e-5)
+    resumed = loaded.optimizer._learning_rate.state()
+    assert resumed == pytest.approx(schedule.state(), rel=1e-5) and resumed["step"] == 40
 
 
 def test_clear_errors() -> None:

@@ -110,20 +110,30 @@ class AdaptiveSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type
             )
         self.name = name
         self.variables: dict[str, Any] = {}
+        self._keys: list[str] = list(self.controller.init())
+        self._host: dict[str, float] | None = None
 
     def bind(self, optimizer: Any) -> None:
-        """Create the state as ``optimizer``'s variables (done by the cyclr optimizers' build)."""
+        """Create the state as one vector variable of ``optimizer`` (done by the cyclr optimizers'
+        build): the compiled step reads its entries, and a batch's update writes it in one
+        assignment."""
         if self.variables:
             return
-        for key, value in self.controller.init().items():
-            self.variables[key] = optimizer.add_variable(
-                shape=(), initializer=keras.initializers.Constant(float(value)), dtype="float32", name=f"cyclr_{key}"
-            )
+        init = self.controller.init()
+        self._keys = list(init)
+        self.variables["state"] = optimizer.add_variable(
+            shape=(len(self._keys),),
+            initializer=keras.initializers.Constant([float(v) for v in init.values()]),
+            dtype="float32",
+            name="cyclr_controller_state",
+        )
+        self._host = None
 
     def _state(self) -> dict[str, Any]:
         if not self.variables:  # before the optimizer builds: the initial state, as constants
             return {k: K.convert_to_tensor(float(v), dtype="float32") for k, v in self.controller.init().items()}
-        return {k: v.value for k, v in self.variables.items()}
+        vector = self.variables["state"].value
+        return {k: vector[i] for i, k in enumerate(self._keys)}
 
     def __call__(self, step: Any) -> Any:
         return self.controller.values(self._state(), _OPS)[0]
@@ -133,14 +143,28 @@ class AdaptiveSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type
         return self.controller.values(self._state(), _OPS)[1]
 
     def state(self) -> dict[str, float]:
-        """The controller's state on the host."""
-        return {k: float(K.convert_to_numpy(v)) for k, v in self._state().items()}
+        """The controller's state, read from its variable."""
+        if not self.variables:
+            return {k: float(v) for k, v in self.controller.init().items()}
+        vector = K.convert_to_numpy(self.variables["state"].value)
+        return {k: float(vector[i]) for i, k in enumerate(self._keys)}
+
+    def sync(self) -> None:
+        """Re-read the host's copy of the state from the variable (after weights were loaded or
+        set by hand; :class:`AdaptiveCallback` does it when training begins)."""
+        self._host = self.state()
 
     def observe(self, loss: float) -> None:
-        """Fold one update's loss into the state (host-side; the callback does it every batch)."""
-        new = self.controller.update(self.state(), float(loss))
-        for key, value in new.items():
-            self.variables[key].assign(float(value))
+        """Fold one update's loss into the state. The update runs on the host from a float32
+        copy of the state kept there (the variable's own values), and is written back in one
+        assignment, so a batch costs one small transfer, not one per state entry."""
+        if self._host is None:
+            self.sync()
+        assert self._host is not None
+        new = self.controller.update(self._host, float(loss))
+        vector = np.asarray([new[k] for k in self._keys], dtype=np.float32)
+        self.variables["state"].assign(vector)
+        self._host = {k: float(vector[i]) for i, k in enumerate(self._keys)}  # exactly what the step reads
 
     def get_config(self) -> dict[str, Any]:
         return {"controller": self.controller.to_config(), "name": self.name}
@@ -196,6 +220,7 @@ class AdaptiveCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 "AdaptiveCallback: the schedule has no state variables; use cyclr.keras.SGD, Adam or AdamW, "
                 "whose build creates them."
             )
+        schedule.sync()  # the state as saved or loaded: the host's copy starts from it
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._mean = 0.0

@@ -346,8 +346,8 @@ class Scheduler(LRScheduler):
         value: Any
         if type(loss) is float:  # the common case first: observe() runs every step
             value = loss
-        elif isinstance(loss, Tensor):
-            value = loss.detach().float().mean()
+        elif isinstance(loss, Tensor):  # one element: .item() is the cheapest read
+            value = loss.item() if loss.numel() == 1 else loss.detach().float().mean()
         elif isinstance(loss, numbers.Real) and not isinstance(loss, (bool, np.bool_)):
             value = float(loss)
         else:
