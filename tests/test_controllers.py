@@ -125,6 +125,40 @@ def test_a_spike_above_spike_times_the_best_is_a_spike() -> None:
     assert state["spikes"] == 1 and state["pos"] == 100 - 2 + 1
 
 
+def test_a_spike_on_the_descent_is_left_to_the_descent() -> None:
+    """Past the cycle's middle the LR is already falling: a smoothed-loss spike there halves
+    nothing (before this rule, a loss that stayed high halved the amplitude every step)."""
+    ctl = ClosedLoopCLR(max_lr=0.1, period=20, smoothing=0.0, spike=2.0)
+    _, state = run(ctl, [1.0] * 11 + [5.0] * 8)  # steps 11-18: the descent
+    assert state["spikes"] == 0 and state["peak"] == 0.1
+    _, state = run(ctl, [1.0] * 11 + [math.nan])  # a non-finite loss is a spike anywhere
+    assert state["spikes"] == 1
+
+
+@pytest.mark.parametrize("offset", [0.0, -3.0])
+def test_negative_losses_read_the_same_as_positive_ones(offset: float) -> None:
+    """A policy-gradient loss can be negative: every rule compares to ``|best|``, so a stream
+    shifted below zero rises, spikes and stalls where its magnitude says (not on every step)."""
+    ctl = ClosedLoopCLR(max_lr=0.1, period=20, smoothing=0.0, spike=2.0)
+    falling = [offset - 0.1 * t for t in range(40)]  # better and better, whatever its sign
+    lrs, state = run(ctl, falling)
+    assert state["spikes"] == 0 and state["cycle"] == 2
+    assert state["peak"] == pytest.approx(0.1 * 1.5**2)  # still falling at each top: grow, twice
+    # a jump of twice |best| on the ascent is a spike for a negative loss too
+    best = offset - 0.1 * 4 if offset else 1.0
+    stream = [offset - 0.1 * t for t in range(5)] + [best + 2.5 * abs(best)] if offset else [1.0] * 5 + [3.5]
+    _, state = run(ctl, stream)
+    assert state["spikes"] == 1
+
+
+def test_a_plateau_never_stretches_a_cycle_past_the_run() -> None:
+    ctl = ClosedLoopCLR(max_lr=0.1, total_steps=400, smoothing=0.0, rise=10.0, grow=1.0, anneal=0.1)
+    lrs, state = run(ctl, [1.0] * 400)
+    assert ctl.first_period == 90 and ctl.period_cap == 360
+    assert state["period"] <= 360 and state["peak"] >= ctl.min_lr
+    assert all(math.isfinite(x) and x > 0 for x in lrs)
+
+
 def test_a_plateau_halves_the_amplitude_and_doubles_the_period() -> None:
     ctl = ClosedLoopCLR(max_lr=0.1, period=10, smoothing=0.0, rise=10.0, grow=1.0, improve=0.01)
     _, state = run(ctl, [1.0] * 20)

@@ -131,6 +131,7 @@ def controller_from_config(config: Controller | Mapping[str, Any]) -> Controller
 
 
 _POS = [NumberRange(0.0, closed="neither")]
+_BIG = 1e30  # stands in for inf where it multiplies a parameter that may be 0
 
 
 @dataclass(frozen=True, repr=False)
@@ -145,10 +146,14 @@ class ClosedLoopCLR(Controller):
       ``max_lr`` is the LR at that lowest loss if the loss rose after it (the top was too high), or
       ``grow`` times the peak if it was still falling there; either way damped to x2 up or x1/2
       down per cycle. ``base_lr`` stays ``max_lr / div``.
-    - **Spikes.** A smoothed loss above ``spike`` times the cycle's best, or a non-finite loss,
+    - **Spikes.** On the ascent, a smoothed loss above the cycle's best by ``spike - 1`` times its
+      magnitude (``spike`` times the best, for a positive loss), or at any time a non-finite loss,
       sends the cycle into its descent from the same level at once and halves the amplitude.
+      Comparisons are relative to ``|best|``, so a loss that is negative (a policy gradient's) is
+      read the same way.
     - **Plateaus.** A cycle-end smoothed loss that has not improved by ``improve`` (relative) on the
-      previous cycle's halves the amplitude and doubles the period.
+      previous cycle's halves the amplitude and doubles the period (at most to the steps before
+      the anneal).
     - **Budget.** With ``total_steps``, the last ``anneal`` fraction of the run anneals (cosine)
       from the LR reached there to ``max_lr / final_div``.
 
@@ -216,6 +221,15 @@ class ClosedLoopCLR(Controller):
         if self.total_steps is None or self.anneal == 0:
             return math.inf
         return float(self.total_steps - max(1, round(self.anneal * self.total_steps)))
+
+    @cached_property
+    def period_cap(self) -> float:
+        """The longest a plateau may stretch a cycle: the steps before the anneal (``inf``
+        without a budget)."""
+        if self.total_steps is None:
+            return math.inf
+        start = self.anneal_start if math.isfinite(self.anneal_start) else float(self.total_steps)
+        return float(max(2.0, start))
 
     @cached_property
     def first_period(self) -> float:
@@ -305,8 +319,10 @@ class ClosedLoopCLR(Controller):
         better = finite and smooth < s["best"]
         best = smooth if better else s["best"]
         best_lr = lr if better and ascent else s["best_lr"]
-        rose = 1.0 if ascent and finite and smooth > best * (1 + self.rise) and best_lr > 0 else s["rose"]
-        spike = cycling and (not finite or smooth > self.spike * best)
+        scale = best if best > -best else -best  # |best|: losses may be negative (policy gradients)
+        scale = scale if scale < _BIG else _BIG  # finite, so 0 * scale is never NaN
+        rose = 1.0 if ascent and finite and smooth - best > self.rise * scale and best_lr > 0 else s["rose"]
+        spike = cycling and (not finite or (ascent and smooth - best > (self.spike - 1) * scale))
         floor = s["floor"]
         peak = floor + (s["peak"] - floor) / 2 if spike else s["peak"]
         pos = (period - pos if spike and ascent else pos) + 1.0
@@ -318,15 +334,19 @@ class ClosedLoopCLR(Controller):
         new_peak = new_peak if new_peak < high else high
         new_peak = new_peak if new_peak > self.min_lr else self.min_lr
         new_peak = new_peak if new_peak < self.max_lr_cap else self.max_lr_cap
-        stalled = smooth > s["last_end"] * (1 - self.improve)
+        last = s["last_end"]
+        mag = last if last > -last else -last
+        stalled = smooth > last - self.improve * (mag if mag < _BIG else _BIG)
         new_floor = new_peak / self.div
         if stalled:
             new_peak = new_floor + (new_peak - new_floor) / 2
+        longer = period * 2 if period * 2 < self.period_cap else self.period_cap
+        longer = longer if longer > period else period
         out: State = {
             "step": step,
             "pos": 0.0 if end else pos,
             "cycle": s["cycle"] + (1.0 if end else 0.0),
-            "period": period * 2 if end and stalled else period,
+            "period": longer if end and stalled else period,
             "peak": new_peak if end else peak,
             "floor": new_floor if end else floor,
             "ema": ema,
@@ -358,11 +378,14 @@ class ClosedLoopCLR(Controller):
         better = finite & (smooth < s["best"])
         best = ops.where(better, smooth, s["best"])
         best_lr = ops.where(better & ascent, lr, s["best_lr"])
-        rising = ascent & finite & (smooth > best * (1 + self.rise)) & (best_lr > 0)
+        # |best| (losses may be negative: policy gradients), finite so 0 * scale is never NaN
+        scale = ops.minimum(ops.maximum(best, -best), _BIG)
+        rising = ascent & finite & (smooth - best > self.rise * scale) & (best_lr > 0)
         rose = ops.where(rising, 1.0, s["rose"])
 
-        # a spike or a non-finite loss: into the descent from the same level, half the amplitude
-        spike = cycling & (bad | (smooth > self.spike * best))
+        # a spike on the ascent, or a non-finite loss: into the descent from the same level, half
+        # the amplitude (once a cycle for a spike: the descent is already bringing the LR down)
+        spike = cycling & (bad | (ascent & (smooth - best > (self.spike - 1) * scale)))
         floor = s["floor"]
         peak = ops.where(spike, floor + (s["peak"] - floor) / 2, s["peak"])
         pos = ops.where(spike & ascent, period - pos, pos) + 1.0
@@ -372,14 +395,16 @@ class ClosedLoopCLR(Controller):
         end = cycling & (pos >= period)
         target = ops.where(rose > 0.5, best_lr, self.grow * peak)
         new_peak = ops.clip(ops.minimum(ops.maximum(target, peak / 2), peak * 2), self.min_lr, self.max_lr_cap)
-        stalled = smooth > s["last_end"] * (1 - self.improve)
+        last = s["last_end"]
+        stalled = smooth > last - self.improve * ops.minimum(ops.maximum(last, -last), _BIG)
         new_floor = new_peak / self.div
         new_peak = ops.where(stalled, new_floor + (new_peak - new_floor) / 2, new_peak)
+        longer = ops.maximum(ops.minimum(period * 2, self.period_cap), period)
         out: State = {
             "step": step,
             "pos": ops.where(end, 0.0, pos),
             "cycle": s["cycle"] + ops.where(end, 1.0, 0.0),
-            "period": ops.where(end & stalled, period * 2, period),
+            "period": ops.where(end & stalled, longer, period),
             "peak": ops.where(end, new_peak, peak),
             "floor": ops.where(end, new_floor, floor),
             "ema": ema,
