@@ -52,8 +52,33 @@ def test_range_test_quality_smoke(tmp_path: Path) -> None:
 def test_overhead_smoke() -> None:
     out = _run("benchmarks/overhead.py", "--steps", "200", "--repeats", "1")
     assert "cyclr/torch" in out and "tensor lr, betas" in out and "NumPy" in out
+    assert "cyclr.adaptive: observe(float loss) + step()" in out and "observe(tensor loss)" in out
 
 
 def test_keras_overhead_smoke() -> None:
     out = _run("benchmarks/keras_overhead.py", "--steps", "20", "--repeats", "1")
     assert "keras CosineDecay" in out and "cyclr Schedule (one_cycle)" in out
+    assert "cyclr adaptive + callback" in out and "vs cyclr one_cycle" in out
+
+
+@pytest.mark.skipif(not os.environ.get("CYCLR_DATA_DIR"), reason="CYCLR_DATA_DIR not set (make test sets it)")
+def test_adaptive_study_smoke(tmp_path: Path) -> None:
+    """The adaptive study end to end on the bundled digits task (2 seeds, 1 epoch): adaptive,
+    both robustness sweeps and every anchor run through one bench, and the analysis prints the
+    oracle, the sweeps, the anchors and the goals; re-printing from the store trains nothing."""
+    out_dir = tmp_path / "study"
+    args = ("benchmarks/adaptive_study.py", "--smoke", "--workers", "2", "--out", str(out_dir))
+    out = _run(*args, "--json", str(tmp_path / "a.json"), timeout=600)
+    for label in ("## 1. As good as a grid", "## 2. Robust to a bad start", "## 3. Ahead of the anchors", "## Goals"):
+        assert label in out
+    analysis = {(r["task"], r["optimizer"]): r for r in json.loads((tmp_path / "a.json").read_text())}
+    assert set(analysis) == {("digits", "sgd"), ("digits", "adam")}
+    assert set(analysis["digits", "adam"]["vs_anchor"]) == {"prodigy", "dadaptation", "schedulefree", "plateau"}
+    assert set(analysis["digits", "sgd"]["vs_anchor"]) == {"dadaptation", "schedulefree", "dog", "plateau"}
+    for r in analysis.values():
+        assert len(r["vs_oracle"]) == 10 and r["oracle"] in {"auto"} | {
+            f"one_cycle_start x{f}" for f in (0.1, 0.3, 3, 10)
+        }
+        assert all(c["seeds"] == 2 for c in r["vs_oracle"].values())
+    again = _run("benchmarks/adaptive_study.py", "--analyse-only", "--out", str(out_dir))
+    assert again == out
