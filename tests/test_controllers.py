@@ -141,13 +141,15 @@ def test_negative_losses_read_the_same_as_positive_ones(offset: float) -> None:
     shifted below zero rises, spikes and stalls where its magnitude says (not on every step)."""
     ctl = ClosedLoopCLR(max_lr=0.1, period=20, smoothing=0.0, spike=2.0)
     falling = [offset - 0.1 * t for t in range(40)]  # better and better, whatever its sign
-    lrs, state = run(ctl, falling)
+    _, state = run(ctl, falling)
     assert state["spikes"] == 0 and state["cycle"] == 2
     assert state["peak"] == pytest.approx(0.1 * 1.5**2)  # still falling at each top: grow, twice
-    # a jump of twice |best| on the ascent is a spike for a negative loss too
-    best = offset - 0.1 * 4 if offset else 1.0
-    stream = [offset - 0.1 * t for t in range(5)] + [best + 2.5 * abs(best)] if offset else [1.0] * 5 + [3.5]
-    _, state = run(ctl, stream)
+    # on the ascent, a loss above the best by more than (spike - 1) |best| is a spike, whatever the sign
+    start = [offset + 1.0 - 0.1 * t for t in range(5)] if offset else [1.0 - 0.1 * t for t in range(5)]
+    best = start[-1]
+    _, state = run(ctl, [*start, best + 0.9 * abs(best)])
+    assert state["spikes"] == 0
+    _, state = run(ctl, [*start, best + 1.1 * abs(best)])
     assert state["spikes"] == 1
 
 
