@@ -153,6 +153,19 @@ def test_negative_losses_read_the_same_as_positive_ones(offset: float) -> None:
     assert state["spikes"] == 1
 
 
+def test_no_spike_before_the_ema_holds_a_memory_of_the_cycle() -> None:
+    """A noisy loss near zero (a policy gradient's) doubles from one step to the next: the first
+    ``1 / (1 - smoothing)`` steps of a cycle never read that as a spike (before this rule, such a
+    stream ended a cycle every step and drove the LR to ``min_lr``)."""
+    ctl = ClosedLoopCLR(max_lr=0.1, period=100, smoothing=0.9)
+    assert ctl.memory == pytest.approx(10.0)
+    noisy = [0.05, 0.3] * 4  # 8 steps: within the memory
+    _, state = run(ctl, noisy)
+    assert state["spikes"] == 0 and state["cycle"] == 0
+    _, state = run(ctl, [0.05] * 12 + [5.0] * 3)  # a real jump after the memory is a spike
+    assert state["spikes"] == 1
+
+
 def test_a_plateau_never_stretches_a_cycle_past_the_run() -> None:
     ctl = ClosedLoopCLR(max_lr=0.1, total_steps=400, smoothing=0.0, rise=10.0, grow=1.0, anneal=0.1)
     lrs, state = run(ctl, [1.0] * 400)

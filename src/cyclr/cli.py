@@ -544,7 +544,8 @@ if click is not None:
         for name in sorted(tasks, key=order):
             t = tasks[name]
             direction = "higher" if t.higher_is_better else "lower"
-            strategies_ = "all strategies" if t.strategies is None else f"{len(t.strategies)} strategies"
+            n_default = sum(1 for x in dict.fromkeys(strategies.values()) if x.default)
+            strategies_ = f"{n_default if t.strategies is None else len(t.strategies)} strategies"
             table.add_row(
                 t.domain,
                 name + ("" if t.runner == "torch" else f" ({t.runner})"),
@@ -559,9 +560,10 @@ if click is not None:
         table.add_column("name")
         table.add_column("family")
         table.add_column("runs on")
+        table.add_column("by default")
         table.add_column("what it does")
         for s in dict.fromkeys(strategies.values()):
-            table.add_row(s.name, s.family, ", ".join(s.runners), s.description)
+            table.add_row(s.name, s.family, ", ".join(s.runners), "yes" if s.default else "when named", s.description)
         console.print(table)
 
     def _summary(console: Console, out: Path) -> None:

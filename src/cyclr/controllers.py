@@ -146,8 +146,9 @@ class ClosedLoopCLR(Controller):
       ``max_lr`` is the LR at that lowest loss if the loss rose after it (the top was too high), or
       ``grow`` times the peak if it was still falling there; either way damped to x2 up or x1/2
       down per cycle. ``base_lr`` stays ``max_lr / div``.
-    - **Spikes.** On the ascent, a smoothed loss above the cycle's best by ``spike - 1`` times its
-      magnitude (``spike`` times the best, for a positive loss), or at any time a non-finite loss,
+    - **Spikes.** On the ascent (from ``1 / (1 - smoothing)`` steps into the cycle, once the EMA
+      holds a memory's worth of it), a smoothed loss above the cycle's best by ``spike - 1`` times
+      its magnitude (``spike`` times the best, for a positive loss), or at any time a non-finite loss,
       sends the cycle into its descent from the same level at once and halves the amplitude.
       Comparisons are relative to ``|best|``, so a loss that is negative (a policy gradient's) is
       read the same way.
@@ -221,6 +222,12 @@ class ClosedLoopCLR(Controller):
         if self.total_steps is None or self.anneal == 0:
             return math.inf
         return float(self.total_steps - max(1, round(self.anneal * self.total_steps)))
+
+    @cached_property
+    def memory(self) -> float:
+        """The smoothed loss's memory in steps, ``1 / (1 - smoothing)``: a cycle's rise and spike
+        tests wait that many steps into it (its best is a single noisy loss before)."""
+        return 1.0 / (1.0 - self.smoothing)
 
     @cached_property
     def period_cap(self) -> float:
@@ -321,8 +328,9 @@ class ClosedLoopCLR(Controller):
         best_lr = lr if better and ascent else s["best_lr"]
         scale = best if best > -best else -best  # |best|: losses may be negative (policy gradients)
         scale = scale if scale < _BIG else _BIG  # finite, so 0 * scale is never NaN
-        rose = 1.0 if ascent and finite and smooth - best > self.rise * scale and best_lr > 0 else s["rose"]
-        spike = cycling and (not finite or (ascent and smooth - best > (self.spike - 1) * scale))
+        settled = ascent and pos >= self.memory
+        rose = 1.0 if settled and finite and smooth - best > self.rise * scale and best_lr > 0 else s["rose"]
+        spike = cycling and (not finite or (settled and smooth - best > (self.spike - 1) * scale))
         floor = s["floor"]
         peak = floor + (s["peak"] - floor) / 2 if spike else s["peak"]
         pos = (period - pos if spike and ascent else pos) + 1.0
@@ -380,12 +388,14 @@ class ClosedLoopCLR(Controller):
         best_lr = ops.where(better & ascent, lr, s["best_lr"])
         # |best| (losses may be negative: policy gradients), finite so 0 * scale is never NaN
         scale = ops.minimum(ops.maximum(best, -best), _BIG)
-        rising = ascent & finite & (smooth - best > self.rise * scale) & (best_lr > 0)
+        # the cycle's best is trusted once the EMA has a memory's worth of this cycle's losses
+        settled = ascent & (pos >= self.memory)
+        rising = settled & finite & (smooth - best > self.rise * scale) & (best_lr > 0)
         rose = ops.where(rising, 1.0, s["rose"])
 
         # a spike on the ascent, or a non-finite loss: into the descent from the same level, half
         # the amplitude (once a cycle for a spike: the descent is already bringing the LR down)
-        spike = cycling & (bad | (ascent & (smooth - best > (self.spike - 1) * scale)))
+        spike = cycling & (bad | (settled & (smooth - best > (self.spike - 1) * scale)))
         floor = s["floor"]
         peak = ops.where(spike, floor + (s["peak"] - floor) / 2, s["peak"])
         pos = ops.where(spike & ascent, period - pos, pos) + 1.0
