@@ -150,8 +150,9 @@ class ClosedLoopCLR(Controller):
       holds a memory's worth of it), a smoothed loss above the cycle's best by ``spike - 1`` times
       its magnitude (``spike`` times the best, for a positive loss), or at any time a non-finite loss,
       sends the cycle into its descent from the same level at once and halves the amplitude.
-      Comparisons are relative to ``|best|``, so a loss that is negative (a policy gradient's) is
-      read the same way.
+      Comparisons are relative to ``|best|``, or to the loss's noise (a bias-corrected EMA of
+      ``|loss - smoothed loss|``, state ``dev``) where that is larger, so a loss that is negative
+      or hovers near zero (a policy gradient's) is read by its own scale.
     - **Plateaus.** A cycle-end smoothed loss that has not improved by ``improve`` (relative) on the
       previous cycle's halves the amplitude and doubles the period (at most to the steps before
       the anneal).
@@ -201,6 +202,7 @@ class ClosedLoopCLR(Controller):
         "peak",
         "floor",
         "ema",
+        "dev",
         "n",
         "best",
         "best_lr",
@@ -264,6 +266,7 @@ class ClosedLoopCLR(Controller):
             "peak": float(self.max_lr),
             "floor": float(self.max_lr) / self.div,
             "ema": 0.0,
+            "dev": 0.0,
             "n": 0.0,
             "best": math.inf,
             "best_lr": 0.0,
@@ -317,9 +320,14 @@ class ClosedLoopCLR(Controller):
         ema = beta * s["ema"] + (1 - beta) * loss if finite else s["ema"]
         if beta > 0:
             denominator = 1.0 - float(beta) ** float(n)
-            smooth = ema / (denominator if denominator > 1e-12 else 1e-12)
+            denominator = denominator if denominator > 1e-12 else 1e-12
+            smooth = ema / denominator
         else:
+            denominator = 1.0
             smooth = ema
+        gap = loss - smooth if finite else 0.0
+        dev = beta * s["dev"] + (1 - beta) * (gap if gap > -gap else -gap) if finite else s["dev"]
+        noise = dev / denominator
         period, pos, step = s["period"], s["pos"], s["step"]
         ascent = pos < period / 2
         cycling = step < self.anneal_start
@@ -327,6 +335,7 @@ class ClosedLoopCLR(Controller):
         best = smooth if better else s["best"]
         best_lr = lr if better and ascent else s["best_lr"]
         scale = best if best > -best else -best  # |best|: losses may be negative (policy gradients)
+        scale = scale if scale > noise else noise
         scale = scale if scale < _BIG else _BIG  # finite, so 0 * scale is never NaN
         settled = ascent and pos >= self.memory
         rose = 1.0 if settled and finite and smooth - best > self.rise * scale and best_lr > 0 else s["rose"]
@@ -344,6 +353,7 @@ class ClosedLoopCLR(Controller):
         new_peak = new_peak if new_peak < self.max_lr_cap else self.max_lr_cap
         last = s["last_end"]
         mag = last if last > -last else -last
+        mag = mag if mag > noise else noise
         stalled = smooth > last - self.improve * (mag if mag < _BIG else _BIG)
         new_floor = new_peak / self.div
         if stalled:
@@ -358,6 +368,7 @@ class ClosedLoopCLR(Controller):
             "peak": new_peak if end else peak,
             "floor": new_floor if end else floor,
             "ema": ema,
+            "dev": dev,
             "n": n,
             "best": inf if end else best,
             "best_lr": 0.0 if end else best_lr,
@@ -377,7 +388,11 @@ class ClosedLoopCLR(Controller):
         bad = ops.where(finite, 0.0, 1.0) > 0.5
         n = s["n"] + ops.where(finite, 1.0, 0.0)
         ema = ops.where(finite, beta * s["ema"] + (1 - beta) * ops.where(finite, loss, 0.0), s["ema"])
-        smooth = ema / ops.maximum(1.0 - ops.powc(beta, n), 1e-12) if beta > 0 else ema
+        denominator = ops.maximum(1.0 - ops.powc(beta, n), 1e-12) if beta > 0 else 1.0
+        smooth = ema / denominator if beta > 0 else ema
+        gap = ops.where(finite, ops.where(finite, loss, 0.0) - smooth, 0.0)
+        dev = ops.where(finite, beta * s["dev"] + (1 - beta) * ops.maximum(gap, -gap), s["dev"])
+        noise = dev / denominator
         period, pos = s["period"], s["pos"]
         ascent = pos < period / 2
         cycling = s["step"] < self.anneal_start
@@ -386,8 +401,9 @@ class ClosedLoopCLR(Controller):
         better = finite & (smooth < s["best"])
         best = ops.where(better, smooth, s["best"])
         best_lr = ops.where(better & ascent, lr, s["best_lr"])
-        # |best| (losses may be negative: policy gradients), finite so 0 * scale is never NaN
-        scale = ops.minimum(ops.maximum(best, -best), _BIG)
+        # |best| (losses may be negative: policy gradients), or the loss's noise where larger (a
+        # loss near zero), finite so 0 * scale is never NaN
+        scale = ops.minimum(ops.maximum(ops.maximum(best, -best), noise), _BIG)
         # the cycle's best is trusted once the EMA has a memory's worth of this cycle's losses
         settled = ascent & (pos >= self.memory)
         rising = settled & finite & (smooth - best > self.rise * scale) & (best_lr > 0)
@@ -406,7 +422,7 @@ class ClosedLoopCLR(Controller):
         target = ops.where(rose > 0.5, best_lr, self.grow * peak)
         new_peak = ops.clip(ops.minimum(ops.maximum(target, peak / 2), peak * 2), self.min_lr, self.max_lr_cap)
         last = s["last_end"]
-        stalled = smooth > last - self.improve * ops.minimum(ops.maximum(last, -last), _BIG)
+        stalled = smooth > last - self.improve * ops.minimum(ops.maximum(ops.maximum(last, -last), noise), _BIG)
         new_floor = new_peak / self.div
         new_peak = ops.where(stalled, new_floor + (new_peak - new_floor) / 2, new_peak)
         longer = ops.maximum(ops.minimum(period * 2, self.period_cap), period)
@@ -418,6 +434,7 @@ class ClosedLoopCLR(Controller):
             "peak": ops.where(end, new_peak, peak),
             "floor": ops.where(end, new_floor, floor),
             "ema": ema,
+            "dev": dev,
             "n": n,
             "best": ops.where(end, math.inf, best),
             "best_lr": ops.where(end, 0.0, best_lr),
