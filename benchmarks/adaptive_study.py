@@ -115,6 +115,7 @@ class TaskResult:
     finals: dict[str, tuple[float, float]] = field(default_factory=dict)
     vs_oracle: dict[str, Comparison] = field(default_factory=dict)
     vs_anchor: dict[str, Comparison] = field(default_factory=dict)
+    vs_auto: Comparison | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -159,6 +160,7 @@ def analyse(tables: Sequence[Any], records: Sequence[Any]) -> list[TaskResult]:
                 c = compare(t, key, best)
                 if c is not None:
                     res.vs_oracle[key] = c
+        res.vs_auto = compare(t, "adaptive", "auto")
         for anchor in ANCHORS:
             c = compare(t, "adaptive", anchor)
             if c is not None:
@@ -195,22 +197,35 @@ def render(results: Sequence[TaskResult]) -> str:
     add("")
     add("## 1. As good as a grid, without the grid")
     add("")
-    add("task / optimizer | adaptive | oracle (grid point) | adaptive - oracle | cost: adaptive | cost: oracle")
-    add("---|---|---|---|---|---")
-    ok = 0
+    add(
+        "task / optimizer | adaptive | oracle (grid point) | adaptive - oracle | adaptive - auto (same cost) "
+        "| cost: adaptive, auto | cost: oracle"
+    )
+    add("---|---|---|---|---|---|---")
+    ok = below = 0
+    vs_auto: list[str] = []
     for r in results:
         c = r.vs_oracle.get("adaptive")
         ok += c is not None and c.verdict != "loss"
+        below += c is not None and c.mean < 0
+        a = r.vs_auto
+        if a is not None:
+            vs_auto.append(a.verdict)
         edge = " (grid edge)" if r.oracle_edge else ""
         rt = r.range_test_steps
         add(
             f"{r.task} / {r.optimizer} ({r.metric}) | {_pm(r.finals['adaptive'])} | "
-            f"{r.oracle_final:.4g} ({r.oracle}{edge}) | {_diff(c)} | "
+            f"{r.oracle_final:.4g} ({r.oracle}{edge}) | {_diff(c)} | {_diff(a)} | "
             f"{r.steps + rt:.0f} ({r.steps} + {rt:.0f} range test) | "
             f"{5 * r.steps + rt:.0f} (5 x {r.steps} + {rt:.0f})"
         )
     add("")
     add(f"adaptive within seed noise of the oracle or better: {ok}/{len(results)} task/optimizer pairs")
+    add(f"adaptive's mean below the oracle's: {below}/{len(results)} (the oracle is picked on the same seeds)")
+    add(
+        f"adaptive vs auto (the same range test, a fixed one-cycle, the same cost): {vs_auto.count('win')} win, "
+        f"{vs_auto.count('tie') + vs_auto.count('tie?')} tie, {vs_auto.count('loss')} loss"
+    )
     add("")
     add("## 2. Robust to a bad start (each start against the oracle)")
     add("")
@@ -320,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         payload = [
             {
-                **{k: v for k, v in r.__dict__.items() if k not in ("vs_oracle", "vs_anchor")},
+                **{k: v for k, v in r.__dict__.items() if k not in ("vs_oracle", "vs_anchor", "vs_auto")},
+                "vs_auto": r.vs_auto.__dict__ | {"verdict": r.vs_auto.verdict} if r.vs_auto else None,
                 "vs_oracle": {k: c.__dict__ | {"verdict": c.verdict} for k, c in r.vs_oracle.items()},
                 "vs_anchor": {k: c.__dict__ | {"verdict": c.verdict} for k, c in r.vs_anchor.items()},
             }
