@@ -8,6 +8,7 @@ validation and bounds tests. ``VARIANTS`` adds the options one example per name 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -105,6 +106,18 @@ VARIANTS: dict[str, cyclr.Schedule] = {
 }
 
 ALL_CASES: dict[str, cyclr.Schedule] = {**EXAMPLES, **VARIANTS}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module, as in the bench's parallel workers on 2 cores (tiny models
+    gain nothing from more, and the suite runs two test processes at once)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

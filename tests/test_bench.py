@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -65,14 +64,7 @@ TEST_EXAMPLES = 1000
 SHORT_TESTS = {"sms-spam": 256, "sms-spam-gru": 256, "shakespeare-char": 64}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One torch thread, as in the bench's parallel workers on 2 cores (tiny models gain nothing
-    from more, and the suite runs two test processes at once)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ exactly the range test's LR. None of them runs unless named."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,7 @@ ANCHORS = ("prodigy", "dadaptation", "schedulefree", "dog", "plateau")
 SWEEPS = ("adaptive_start", "one_cycle_start")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _context(task: Any, data: Any, optimizer: str, epochs: int = 1) -> Context:

@@ -47,12 +47,7 @@ def expected_lrs(lr: float, losses: list[float]) -> list[float]:
     return out[:-1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _check_feedback(result: Any, driver: HalveOnRise, updates: int, lr: float) -> None:

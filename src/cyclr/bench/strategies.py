@@ -371,16 +371,20 @@ def one_cycle_start(c: Context, v: Variant) -> Plan:
     return _one_cycle_from_test(c, v.lr)
 
 
+def _suggested_lr(c: Context) -> tuple[Any, float, dict[str, Any]]:
+    """The range test, its calibrated LR, and details; where it gives no safe LR, the task's
+    default LR, and the details say why."""
+    result = _range_test(c)
+    try:
+        return result, float(result.suggestion), {}
+    except NoDescentError as err:
+        return result, c.lr, {"no_safe_lr": str(err), "fallback": f"started from the default LR {c.lr:g}"}
+
+
 def _adaptive_from_test(c: Context, factor: float) -> Plan:
     from ..controllers import adaptive as closed_loop
 
-    result = _range_test(c)
-    details: dict[str, Any] = {}
-    try:
-        start = result.suggestion
-    except NoDescentError as err:
-        start = c.lr
-        details.update(no_safe_lr=str(err), fallback=f"started from the default LR {c.lr:g}")
+    result, start, details = _suggested_lr(c)
     if factor != 1.0:
         details["factor"] = factor
     controller = closed_loop(total_steps=max(c.total_steps, 2), max_lr=start * factor)
@@ -515,13 +519,7 @@ def dog(c: Context, v: Variant) -> Plan:
     default=False,
 )
 def plateau(c: Context, v: Variant) -> Plan:
-    result = _range_test(c)
-    details: dict[str, Any] = {}
-    try:
-        lr = result.suggestion
-    except NoDescentError as err:
-        lr = c.lr
-        details.update(no_safe_lr=str(err), fallback=f"started from the default LR {c.lr:g}")
+    result, lr, details = _suggested_lr(c)
     return Plan(
         PlateauDriver(lr, c.steps_per_epoch),
         search_steps=result.steps,
