@@ -698,3 +698,16 @@ def test_polynomial_with_power_below_one_holds_end_lr_under_jit() -> None:
     with jax.enable_x64(True):
         got64 = _np(jax.jit(cyclr.jax.schedule(s70))(jnp.asarray([69, 70, 71, 5000])))
     np.testing.assert_allclose(got64, s70(np.asarray([69, 70, 71, 5000])), rtol=1e-12, atol=1e-15, err_msg="float64")
+
+
+@pytest.mark.parametrize("anneal", ["linear", "cos"])
+def test_one_cycle_ends_exactly_at_its_final_value_in_float32(anneal: str) -> None:
+    """A steep last phase (pct_start 0.99 over 1,422 steps) used to end 1e-6 * max_lr above its
+    final LR in float32 (the phase fraction missed 1 by a rounding); found by ``make fuzz``."""
+    s = cyclr.schedules.OneCycle(
+        max_lr=0.3857, total_steps=1422, pct_start=0.99, div_factor=999.0, final_div_factor=5e4, anneal=anneal
+    )
+    t = np.arange(1421, 1600)
+    got = np.asarray(jax.jit(lambda x: s(x))(jnp.asarray(t, dtype=jnp.int32)), dtype=np.float64)
+    np.testing.assert_allclose(got, s.min_lr, rtol=1e-6)  # held at max_lr / div / final_div
+    assert float(s(10**6)) == s.min_lr

@@ -447,7 +447,11 @@ class OneCycle(Schedule):
         x = ops.minimum(ops.f(t), self._ends()[2])  # hold the final value
         value = level = None
         for start, end, a, b, la, lb in self._table:
-            w = self._weight(ops, ops.clip((x - start) / (end - start), 0.0, 1.0))
+            # exactly 1 at the phase's end: in float32, (x - start) / (end - start) with the
+            # denominator folded in float64 can miss 1 by 1e-6, which a steep last phase
+            # (pct_start 0.99) turns into an end value off by 1e-6 * max_lr
+            pct = ops.clip((x - start) / (end - start), 0.0, 1.0)
+            w = self._weight(ops, ops.where(x >= end, 1.0 + 0.0 * pct, pct))
             # a w + b (1 - w): torch's b + (a - b) w to an ulp, and exact at both ends even when
             # a and b are decades apart (div_factor=1e300 would cancel to 0 in torch's form)
             v, lv = a * w + b * (1.0 - w), la * w + lb * (1.0 - w)
