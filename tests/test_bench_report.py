@@ -122,6 +122,13 @@ def test_when_the_best_constant_is_best_the_report_says_no_schedule_beat_it() ->
     assert "cyclical schedules that finish worse than the best constant beyond noise: triangular" in t.verdict
 
 
+def test_without_a_constant_baseline_the_report_does_not_claim_one_was_best() -> None:
+    t = table_of(("adaptive", "adaptive", [0.9, 0.91, 0.92]), ("auto", "finder", [0.7, 0.72, 0.71]))
+    rec = recommend(t)
+    assert rec.pick.label == "adaptive" and rec.confidence == "unknown"
+    assert rec.reason == "no constant-LR baseline in this bench to compare with"
+
+
 def test_lower_is_better_metrics_pick_the_lowest() -> None:
     t = table_of(
         ("constant 0.01", "baseline", [20.0, 21.0, 22.0]), ("sgdr", "cyclical", [15.0, 15.5, 16.0]), higher=False

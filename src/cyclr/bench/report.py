@@ -403,7 +403,8 @@ class Recommendation:
     pick: Row
     #: rows whose final metric is within noise of the best one's (the pick is the fastest of them)
     tied: list[Row]
-    #: "clear", "likely", "none" (the best constant is the pick) or "unknown" (one seed)
+    #: "clear", "likely", "none" (the best constant is the pick) or "unknown" (one seed, or no
+    #: constant-LR baseline in the bench)
     confidence: str
     reason: str
 
@@ -434,7 +435,9 @@ def recommend(t: Table) -> Recommendation:
     best_const = t.row(t.best_constant) if t.best_constant else None
     if pick.seeds < 2:
         return Recommendation(t, pick, tied, "unknown", "one seed: no noise estimate")
-    if best_const is None or pick.key == best_const.key:
+    if best_const is None:
+        return Recommendation(t, pick, tied, "unknown", "no constant-LR baseline in this bench to compare with")
+    if pick.key == best_const.key:
         return Recommendation(t, pick, tied, "none", "no schedule beat the best constant LR")
     diff = pick.final_diff
     speed, what, censored = _speed(pick)
