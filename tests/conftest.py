@@ -278,3 +278,20 @@ STRATEGIES: dict[str, st.SearchStrategy[cyclr.Schedule]] = {
     "join": _join(),
     "mirror": _mirror(),
 }
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL server for the session (initdb + pg_ctl in a temp folder on 127.0.0.1),
+    stopped at the end. Outside CI, a machine without PostgreSQL skips the tests that need it;
+    in CI (CI=true) its absence is a failure, never a skip."""
+    from cyclr.bench.pgcluster import PostgresUnavailable, TempPostgres
+
+    try:
+        server = TempPostgres(fsync=False).start()
+    except PostgresUnavailable as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL: {err}")
+        pytest.skip(str(err))
+    yield server
+    server.stop()

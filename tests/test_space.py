@@ -38,8 +38,9 @@ def test_a_fixed_trial_builds_exactly_the_schedule_its_parameters_say() -> None:
         steps_per_epoch=50,
         epochs=8,
     )
-    assert isinstance(s, Warmup) and s.steps == 20  # 5% of 400 steps
-    assert s.schedule.to_config() == OneCycle(0.2, 400, pct_start=0.25, div_factor=25.0).to_config()
+    assert isinstance(s, Warmup) and s.steps == 20  # 5% of 400 steps, inside the run
+    assert s.schedule.to_config() == OneCycle(0.2, 380, pct_start=0.25, div_factor=25.0).to_config()
+    assert float(s(399)) == pytest.approx(0.2 / 25 / 1e4, rel=1e-6)  # the one-cycle ends with the run
 
 
 def test_sgdr_cycles_fill_the_run() -> None:

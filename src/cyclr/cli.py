@@ -429,7 +429,20 @@ if click is not None:
         "--seeds", type=click.IntRange(min=1), default=None, help="Seeds per strategy [default: each task's own]."
     )
     @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget [default: each task's own].")
-    @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel processes.")
+    @click.option(
+        "--workers",
+        type=click.IntRange(min=0),
+        default=1,
+        show_default=True,
+        help="Parallel processes (with --storage, 0 leaves the runs to `cyclr worker`s started elsewhere).",
+    )
+    @click.option(
+        "--storage",
+        default=None,
+        help="Keep the runs as trials of an Optuna study: sqlite:///file.db, journal:///file.log (many "
+        "processes on one host) or postgresql://user@host/db (many machines) [default: runs.sqlite in --out].",
+    )
+    @click.option("--study", default=None, help="With --storage: the study's name [default: cyclr-bench].")
     @click.option(
         "--out", default="cyclr-bench", show_default=True, type=click.Path(file_okay=False), callback=_output_path
     )
@@ -451,6 +464,8 @@ if click is not None:
         seeds: int | None,
         epochs: int | None,
         workers: int,
+        storage: str | None,
+        study: str | None,
         out: str,
         resume: bool,
         train_subset: int | None,
@@ -463,7 +478,8 @@ if click is not None:
 
         With no options: every strategy with SGD and AdamW, 3 seeds, on the bundled 8x8 digits
         (no download, about 1.5 minutes on 2 cores). Every finished run is stored in --out at once
-        (runs.sqlite); --resume continues an interrupted bench. The report (report.md,
+        (runs.sqlite), or with --storage in an Optuna study that workers on other machines can
+        share (`cyclr worker`); --resume continues an interrupted bench. The report (report.md,
         report.html with plots, report.json) is written to --out.
         """
         from .bench import TASKS
@@ -486,6 +502,8 @@ if click is not None:
                 resume=resume or report_only,
                 train_subset=train_subset,
                 data_dir=data_dir,
+                storage=storage,
+                study=study,
             )
         except ValueError as err:
             raise click.UsageError(str(err)) from err
@@ -495,6 +513,236 @@ if click is not None:
             _report_only(console, config, readme)
             return
         _run_with_progress(console, config, run_bench)
+
+    def _heartbeat(value: str | None) -> tuple[int, int]:
+        from .bench.storage import HEARTBEAT
+
+        if value is None:
+            return HEARTBEAT
+        try:
+            interval, grace = (int(x) for x in value.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected INTERVAL,GRACE in whole seconds such as 10,60; got {value!r}") from None
+        if not 0 < interval < grace:
+            raise click.BadParameter(f"needs 0 < INTERVAL < GRACE; got {value!r}")
+        return (interval, grace)
+
+    _HEARTBEAT_HELP = (
+        "Heartbeat INTERVAL,GRACE in seconds: a run without a beat for GRACE seconds (a killed worker) "
+        "is failed and retried [default: 10,60]."
+    )
+
+    @cli.command()
+    @click.option("--task", default="digits", show_default=True, help="A task name, or your own file.py:Class.")
+    @click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True, help="The search's budget.")
+    @click.option(
+        "--storage",
+        default=None,
+        help="sqlite:///file.db (one process), journal:///file.log (--workers N on one host) or "
+        "postgresql://user@host/db (many machines) [default: sqlite in --out].",
+    )
+    @click.option("--study", default=None, help="The study's name [default: cyclr-tune-TASK].")
+    @click.option(
+        "--workers",
+        type=click.IntRange(min=0),
+        default=1,
+        show_default=True,
+        help="Local worker processes (0: only `cyclr worker`s started elsewhere).",
+    )
+    @click.option(
+        "--out", default="cyclr-tune", show_default=True, type=click.Path(file_okay=False), callback=_output_path
+    )
+    @click.option(
+        "--space", type=click.Path(dir_okay=False, exists=True), default=None, help="Search space (YAML/JSON)."
+    )
+    @click.option("--sampler", type=click.Choice(["tpe", "random", "grid"]), default="tpe", show_default=True)
+    @click.option(
+        "--pruner", type=click.Choice(["asha", "hyperband", "median", "none"]), default="asha", show_default=True
+    )
+    @click.option(
+        "--optimizers", default=None, help="Search over these optimizers too (sgd,adam) [default: the task's first]."
+    )
+    @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget per trial [default: the task's].")
+    @click.option(
+        "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The seed every trial trains with."
+    )
+    @click.option("--train-subset", type=click.IntRange(min=1), default=None, help="Use only N training examples.")
+    @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
+    @click.option(
+        "--no-baselines", is_flag=True, help="Skip the bench's baselines (best constant, auto) in the report."
+    )
+    @click.option(
+        "--grid-points",
+        type=click.IntRange(min=2),
+        default=3,
+        show_default=True,
+        help="Points per parameter for --sampler grid.",
+    )
+    @click.option("--heartbeat", default=None, help=_HEARTBEAT_HELP)
+    @click.option("--report-only", is_flag=True, help="Rewrite the report from the study.")
+    def tune(
+        task: str,
+        trials: int,
+        storage: str | None,
+        study: str | None,
+        workers: int,
+        out: str,
+        space: str | None,
+        sampler: str,
+        pruner: str,
+        optimizers: str | None,
+        epochs: int | None,
+        seed: int,
+        train_subset: int | None,
+        data_dir: str | None,
+        no_baselines: bool,
+        grid_points: int,
+        heartbeat: str | None,
+        report_only: bool,
+    ) -> None:
+        """Search a task's schedule with Optuna: the family first (cyclic, one-cycle, SGDR,
+        cosine), then its parameters and a warm-up, pruning poor trials early.
+
+        Writes best.json (the best schedule, for cyclr.load_config) and a report (report.md,
+        report.html, report.json) to --out. Other machines join with `cyclr worker --storage URL
+        --study NAME`.
+        """
+        from .bench.tune import TuneConfig, run_tune, write_tune_report
+
+        console = _console()
+        try:
+            config = TuneConfig(
+                task=task,
+                trials=trials,
+                storage=storage,
+                study=study,
+                workers=workers,
+                out=Path(out),
+                space=space,
+                sampler=sampler,
+                pruner=pruner,
+                optimizers=_names(optimizers, None),
+                epochs=epochs,
+                seed=seed,
+                train_subset=train_subset,
+                data_dir=data_dir,
+                baselines=not no_baselines,
+                grid_points=grid_points,
+                heartbeat=_heartbeat(heartbeat),
+            )
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
+        if report_only:
+            from .bench.storage import OptunaStore
+
+            assert config.storage is not None and config.study is not None
+            with OptunaStore(config.storage, config.study, create=False) as store:
+                outcome = write_tune_report(store, config.out)
+        else:
+            outcome = _tune_with_progress(console, config, run_tune)
+        if outcome.best is None:
+            raise UserError(f"no trial of study {config.study!r} completed: no best schedule to report.")
+        best = outcome.best
+        console.print(
+            f"best: trial {best['trial']}, {best['metric']} {best['value']:.4g} ({best['optimizer']}); "
+            f"{outcome.trials} trials ({outcome.pruned} pruned, {outcome.failed} failed), {outcome.steps:,} steps"
+        )
+        console.print_json(json.dumps(best["schedule"]))
+        console.print(
+            f"[green]wrote[/green] {config.out / 'best.json'}, {config.out / 'report.md'} "
+            f"and {config.out / 'report.html'}"
+        )
+
+    def _tune_with_progress(console: Console, config: Any, run_tune: Any) -> Any:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        bar: Any = None
+        best: float | None = None
+
+        def listener(event: str, payload: Any) -> None:
+            nonlocal bar, best
+            if event == "plan":
+                console.print(
+                    f"{payload['trials']} trials of {payload['task']} "
+                    f"({payload['sampler']}, pruner {payload['pruner']}); "
+                    f"study {config.study!r} in {config.storage}"
+                )
+                bar = progress.add_task("trials", total=payload["trials"])
+            elif event == "done" and bar is not None:
+                progress.advance(bar)
+                res = payload.get("result") or {}
+                metrics = res.get("metrics") or []
+                final = metrics[-1] if metrics else float("nan")
+                state = "pruned" if res.get("pruned") else payload["status"]
+                if state == "done" and math.isfinite(final):
+                    higher = payload.get("higher_is_better", True)
+                    best = final if best is None or (final > best if higher else final < best) else best
+                progress.update(bar, description=f"trials (best {best:.4g})" if best is not None else "trials")
+                progress.console.print(
+                    f"trial {payload.get('trial', '?')}: {state}, {payload.get('metric', 'metric')} {final:.4g} "
+                    f"after {res.get('steps', 0)} steps ({payload.get('wall_seconds', 0):.1f} s)"
+                )
+
+        try:
+            with progress:
+                return run_tune(config, listener)
+        except KeyboardInterrupt:
+            console.print(
+                f"[yellow]interrupted[/yellow]: finished trials are kept in study {config.study!r}; "
+                "run the same command to go on."
+            )
+            raise SystemExit(130) from None
+
+    @cli.command()
+    @click.option("--storage", required=True, help="The study's storage URL (journal:///..., postgresql://...).")
+    @click.option("--study", required=True, help="The study's name (as given to cyclr bench or cyclr tune).")
+    @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
+    @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Stop after N runs.")
+    @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads for this worker.")
+    @click.option("--heartbeat", default=None, help=_HEARTBEAT_HELP)
+    def worker(
+        storage: str, study: str, data_dir: str | None, max_runs: int | None, threads: int | None, heartbeat: str | None
+    ) -> None:
+        """Pull runs from a bench's or a search's study and run them until it is done. Start one
+        on each machine that reaches the storage; a killed worker's run is retried elsewhere."""
+        from .bench.worker import run_worker
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        console = _console()
+
+        def listener(event: str, payload: Any) -> None:
+            if event == "start":
+                console.print(f"run {payload.key}")
+            elif event == "done":
+                res = payload.get("result") or {}
+                metrics = res.get("metrics") or []
+                final = metrics[-1] if metrics else float("nan")
+                state = "pruned" if res.get("pruned") else payload["status"]
+                console.print(
+                    f"  {state}: {payload.get('metric', 'metric')} {final:.4g} ({payload.get('wall_seconds', 0):.1f} s)"
+                )
+
+        try:
+            stats = run_worker(
+                storage, study, data_dir=data_dir, heartbeat=_heartbeat(heartbeat), max_runs=max_runs, listener=listener
+            )
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/yellow]: the run in progress went back to the queue.")
+            raise SystemExit(130) from None
+        console.print(
+            f"worker done: {stats.done} runs finished, {stats.pruned} pruned, {stats.failed} failed"
+            + (f", {stats.duplicates} duplicates skipped" if stats.duplicates else "")
+        )
 
     @cli.command(name="list")
     def list_schedules() -> None:
@@ -566,13 +814,22 @@ if click is not None:
             table.add_row(s.name, s.family, ", ".join(s.runners), "yes" if s.default else "when named", s.description)
         console.print(table)
 
-    def _summary(console: Console, out: Path) -> None:
+    def _open_runs(config: Any) -> Any:
+        """The bench's stored runs: runs.sqlite in --out, or the study in --storage."""
+        from .bench.store import Store
+
+        if config.storage is None:
+            return Store(config.out)
+        from .bench.storage import OptunaStore
+
+        return OptunaStore(config.storage, config.study, create=False)
+
+    def _summary(console: Console, config: Any) -> None:
         """The report's terminal text: compact tables within 100 columns, and what to use."""
         from .bench.harness import load_records
         from .bench.report import aggregate, terminal_report
-        from .bench.store import Store
 
-        with Store(out) as store:
+        with _open_runs(config) as store:
             tables = aggregate(load_records(store), store.meta("plan"))
         console.print(terminal_report(tables, width=min(console.width, 100)), markup=False, highlight=False)
 
@@ -582,13 +839,14 @@ if click is not None:
         from .bench.report_plots import plot_tables
         from .bench.store import OutLock, Store
 
-        if not (config.out / Store.FILENAME).exists():
+        if config.storage is None and not (config.out / Store.FILENAME).exists():
             raise click.UsageError(f"no runs in {config.out} (expected {config.out / Store.FILENAME}).")
-        with OutLock(config.out), Store(config.out) as store:
+        with OutLock(config.out), _open_runs(config) as store:
             records = load_records(store, None)
             plan, settings = store.meta("plan"), store.meta("config", {})
             if write_report(records, plan, settings, config.out, plot_tables) is None:
-                raise UserError(f"no finished run in {config.out / Store.FILENAME}: no report to write.")
+                where = config.out / Store.FILENAME if config.storage is None else f"study {config.study!r}"
+                raise UserError(f"no finished run in {where}: no report to write.")
             if readme:
                 commands = store.meta("commands", [])
                 tables = aggregate(records, plan)
@@ -597,7 +855,7 @@ if click is not None:
                 except ValueError as err:
                     raise click.UsageError(str(err)) from err
                 console.print(f"[green]updated[/green] the overview in {readme}")
-        _summary(console, config.out)
+        _summary(console, config)
         console.print(f"[green]wrote[/green] {config.out / 'report.md'} and {config.out / 'report.html'}")
 
     def _run_with_progress(console: Console, config: Any, run_bench: Any) -> None:
@@ -627,9 +885,8 @@ if click is not None:
             if event == "plan":
                 todo, skipped = payload
                 note = f" ({skipped} already done)" if skipped else ""
-                console.print(
-                    f"{len(todo)} runs to go{note}; results go to {config.out / 'runs.sqlite'} as they finish"
-                )
+                where = config.out / "runs.sqlite" if config.storage is None else f"study {config.study!r}"
+                console.print(f"{len(todo)} runs to go{note}; results go to {where} as they finish")
                 bar = progress.add_task("runs", total=len(todo))
             elif event == "start":
                 progress.update(
@@ -663,7 +920,7 @@ if click is not None:
             what = f"all {outcome.failed} runs failed" if outcome.failed else "no run finished"
             console.print(f"[red]{what}[/red]: no report written (the errors are above; --resume reruns them).")
             raise SystemExit(1)
-        _summary(console, config.out)
+        _summary(console, config)
         console.print(f"[green]wrote[/green] {config.out / 'report.md'} and {config.out / 'report.html'}")
         if outcome.failed:
             console.print(

@@ -74,29 +74,29 @@ class Param:
         return out
 
 
+#: ``build(params, steps_per_epoch, total_steps)``: the family's schedule over ``total_steps``
 Builder = Callable[[dict[str, Any], int, int], Schedule]
 
 
-def _cyclic(p: dict[str, Any], steps_per_epoch: int, epochs: int) -> Schedule:
+def _cyclic(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
     shape = {"triangular": "triangular", "sine": "sine", "cosine": "cosine"}[p["mode"]]
     half = max(1, round(p["cycle_epochs"] * steps_per_epoch))
     return Cyclic(p["max_lr"] / p["div"], p["max_lr"], step_size=half, shape=shape, decay=p["gamma"])
 
 
-def _one_cycle(p: dict[str, Any], steps_per_epoch: int, epochs: int) -> Schedule:
-    total = max(2, steps_per_epoch * epochs)
+def _one_cycle(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
+    total = max(2, total)
     return OneCycle(p["max_lr"], total, pct_start=p["pct_start"], div_factor=p["div_factor"])
 
 
-def _sgdr(p: dict[str, Any], steps_per_epoch: int, epochs: int) -> Schedule:
-    total = steps_per_epoch * epochs
+def _sgdr(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
     mult, cycles = float(p["period_mult"]), int(p["cycles"])
     first = total / sum(mult**k for k in range(cycles))  # the cycles fill the run
     return SGDR(p["max_lr"], period=max(first, 1.0), period_mult=mult, min_lr=p["max_lr"] / p["div"])
 
 
-def _cosine(p: dict[str, Any], steps_per_epoch: int, epochs: int) -> Schedule:
-    return Cosine(p["max_lr"], max(1, steps_per_epoch * epochs), min_lr=p["max_lr"] / p["div"])
+def _cosine(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
+    return Cosine(p["max_lr"], max(1, total), min_lr=p["max_lr"] / p["div"])
 
 
 _LR = {"low": 1e-4, "high": 1.0, "log": True}
@@ -257,17 +257,17 @@ class SearchSpace:
     def sample(self, trial: Any, steps_per_epoch: int, epochs: int) -> Schedule:
         """The schedule a trial picks: the family (``family``), then its parameters
         (``<family>.<name>``), then the warm-up share; for a run of ``epochs`` x
-        ``steps_per_epoch`` steps."""
+        ``steps_per_epoch`` steps. The warm-up is inside the run (Hugging Face's convention): the
+        family's schedule fills the steps after it, so a one-cycle or cosine still ends with the run."""
         names = list(self.families)
         family = names[0] if len(names) == 1 else trial.suggest_categorical("family", names)
         values = {n: p.sample(trial, f"{family}.{n}") for n, p in self.families[family].items()}
-        schedule = FAMILIES[family][0](values, steps_per_epoch, epochs)
+        total = steps_per_epoch * epochs
+        warmup = 0
         if self.warmup_pct is not None:
-            share = float(self.warmup_pct.sample(trial, "warmup_pct"))
-            steps = round(share * steps_per_epoch * epochs)
-            if steps > 0:
-                schedule = Warmup(schedule, steps=steps)
-        return schedule
+            warmup = min(round(float(self.warmup_pct.sample(trial, "warmup_pct")) * total), total - 1)
+        schedule = FAMILIES[family][0](values, steps_per_epoch, total - warmup)
+        return Warmup(schedule, steps=warmup) if warmup > 0 else schedule
 
 
 def default_space(lr: float, families: tuple[str, ...] = tuple(FAMILIES)) -> SearchSpace:

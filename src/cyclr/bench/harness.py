@@ -70,6 +70,10 @@ class BenchConfig:
     resume: bool = False
     train_subset: int | None = None
     data_dir: str | None = None
+    #: an Optuna storage URL (:mod:`.storage`): the runs become trials of ``study``, run by
+    #: worker processes (``cyclr worker`` on other machines may join); ``None``: runs.sqlite in --out
+    storage: str | None = None
+    study: str | None = None
 
     def __post_init__(self) -> None:
         for name in self.tasks:
@@ -86,12 +90,20 @@ class BenchConfig:
             raise ValueError(f"optimizers must name at least one of {', '.join(OPTIMIZERS)}; got none.")
         if self.seeds is not None:
             _positive("seeds", self.seeds)
-        _positive("workers", self.workers)
+        if not (self.storage is not None and self.workers == 0):  # 0: only workers started elsewhere
+            _positive("workers", self.workers)
         if self.epochs is not None:
             _positive("epochs", self.epochs)
         if self.train_subset is not None:
             _positive("train_subset", self.train_subset)
         self.out = Path(self.out)
+        if self.storage is not None:
+            from .storage import parse_storage
+
+            parse_storage(self.storage)
+            self.study = self.study or "cyclr-bench"
+        elif self.study is not None:
+            raise ValueError(f"study {self.study!r} needs a storage (--storage URL) to live in.")
 
     def command_line(self) -> str:
         """The ``cyclr bench`` command that runs this configuration."""
@@ -105,6 +117,10 @@ class BenchConfig:
                 parts.append(f"--{flag} {value}")
         if self.workers != 1:
             parts.append(f"--workers {self.workers}")
+        if self.storage is not None:
+            from .tune import _redact
+
+            parts.append(f"--storage {_redact(self.storage)} --study {self.study}")
         parts.append(f"--out {self.out}")
         return " ".join(parts) + (" --resume" if self.resume else "")
 
@@ -386,9 +402,48 @@ class BenchOutcome:
 
 
 def open_store(config: BenchConfig) -> RunStore:
-    """The local SQLite store in ``--out``: the existing one on ``--resume``, else a fresh one
-    (an existing store is kept under a new name)."""
-    return Store(config.out) if config.resume else Store.fresh(config.out)[0]
+    """Where the runs are kept. Without ``--storage``: the SQLite store in ``--out``, the
+    existing one on ``--resume``, else a fresh one (an existing store is kept under a new name).
+    With it: the study, which a bench without ``--resume`` must find empty; on ``--resume`` the
+    runs finished in ``--out``'s runs.sqlite by an earlier local bench are copied into it, so a
+    bench moves from the local engine to workers without rerunning anything."""
+    if config.storage is None:
+        return Store(config.out) if config.resume else Store.fresh(config.out)[0]
+    from .storage import OptunaStore
+    from .store import StoreError
+
+    assert config.study is not None
+    first = get_task(config.tasks[0])
+    store = OptunaStore(config.storage, config.study, maximize=bool(first.higher_is_better))
+    try:
+        if not config.resume and store.trials():
+            raise StoreError(
+                f"study {config.study!r} already holds {len(store.trials())} trials; add --resume to go on "
+                "with it, or choose another --study."
+            )
+        local = config.out / Store.FILENAME
+        if config.resume and local.exists():
+            with Store(config.out) as old:
+                for record in old.records("done"):
+                    store.put(record)
+                if store.meta("plan") is None and old.meta("plan") is not None:
+                    for name in ("plan", "commands"):
+                        store.set_meta(name, old.meta(name))
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def engine_for(config: BenchConfig, store: RunStore) -> Engine:
+    """The local pool, or with ``--storage`` workers pulling the study's trials."""
+    if config.storage is None:
+        return LocalEngine(config.workers, config.plugins)
+    from .storage import OptunaStore
+    from .worker import OptunaEngine
+
+    assert isinstance(store, OptunaStore)
+    return OptunaEngine(store, config.workers, plugins=config.plugins)
 
 
 def run_bench(
@@ -412,10 +467,10 @@ def run_bench(
     outcome = BenchOutcome(config.out, planned=len(specs))
     for name in config.tasks:  # load (download, pretrain) once, before the store or any worker
         _task_data(get_task(name).name, config.train_subset, config.data_dir)  # a missing data set stops here
-    engine = engine or LocalEngine(config.workers, config.plugins)
     with OutLock(config.out):
         runs = store(config)
         try:
+            engine = engine or engine_for(config, runs)
             runs.set_meta("config", config.to_dict())
             # a resumed bench may add tasks: the report covers the earlier plan and this one
             earlier = list(runs.meta("plan", [])) if config.resume else []

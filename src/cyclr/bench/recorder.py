@@ -5,13 +5,31 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, SupportsFloat
 
 from .driver import Driver
 
-__all__ = ["Recorder", "RunResult", "evaluation_steps"]
+__all__ = ["Recorder", "RunResult", "evaluation_steps", "reporting"]
+
+#: ``hook(step, metric) -> stop``: hears each periodic evaluation of the runs started inside
+#: :func:`reporting`; True stops the run there, marked ``pruned`` (a search's pruner).
+_REPORT: ContextVar[Callable[[int, float], bool] | None] = ContextVar("cyclr_report", default=None)
+
+
+@contextmanager
+def reporting(hook: Callable[[int, float], bool]) -> Iterator[None]:
+    """Within the block, every run's periodic evaluations go to ``hook(step, metric)``; when
+    it returns True the run stops after that evaluation, its result marked ``pruned``. This is
+    how ``cyclr tune`` feeds Optuna's pruners, whatever loop (torch, Keras, RL) trains the run."""
+    token = _REPORT.set(hook)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
 
 
 def evaluation_steps(per_epoch: int, epochs: int, evals_per_epoch: int) -> set[int]:
@@ -43,6 +61,8 @@ class RunResult:
     extra: dict[str, float] = field(default_factory=dict)
     episode_returns: list[float] = field(default_factory=list)
     episode_ends: list[int] = field(default_factory=list)
+    #: stopped early by a search's pruner (:func:`reporting`)
+    pruned: bool = False
 
     @property
     def final(self) -> float:
@@ -57,6 +77,8 @@ class RunResult:
         d = asdict(self)
         if not self.episode_returns:  # supervised runs store what they always stored
             del d["episode_returns"], d["episode_ends"]
+        if not self.pruned:
+            del d["pruned"]
         return d
 
     @classmethod
@@ -146,6 +168,10 @@ class Recorder:
         r.eval_seconds.append(elapsed)
         if r.steps_to_target is None and self.reached(metric):
             r.steps_to_target, r.seconds_to_target = step, elapsed
+        hook = _REPORT.get()
+        if hook is not None and step != self.total and hook(step, metric):
+            r.pruned = True
+            return True
         return False
 
     def finish(self, steps: int) -> RunResult:

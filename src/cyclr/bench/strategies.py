@@ -308,6 +308,22 @@ def one_cycle(c: Context, v: Variant) -> Plan:
     return _plan(OneCycle(max_lr=_range(c)[1], total_steps=c.total_steps), momentum=(0.85, 0.95))
 
 
+def _given(task: Any, optimizer: str) -> list[Variant]:
+    return []  # nothing planned by itself: cyclr tune makes its runs, one per trial
+
+
+@strategy(
+    family="cyclical",
+    description="a given schedule config, the variant (the runs cyclr tune tries)",
+    variants=_given,
+    default=False,
+)
+def tuned(c: Context, v: Variant) -> Plan:
+    import json
+
+    return _plan(from_config(json.loads(v.key)))
+
+
 _RANGE_TESTS: dict[tuple[str, int, str, int], Any] = {}
 
 

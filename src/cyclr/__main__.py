@@ -1,0 +1,6 @@
+"""``python -m cyclr``: the ``cyclr`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    main()
