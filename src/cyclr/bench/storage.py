@@ -306,3 +306,12 @@ class OptunaStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+    return url

@@ -225,7 +225,7 @@ def run_worker(
     from optuna.storages import fail_stale_trials
     from optuna.trial import Trial, TrialState
 
-    from .harness import execute
+    from .runs import execute
 
     # Optuna warns that heartbeats are meant for Study.optimize: this loop beats itself (_Heartbeat)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
@@ -252,7 +252,7 @@ def run_worker(
         _load_plugins(meta.get("plugins", ()))
         search = None
         if meta["kind"] == "tune":
-            from .tune import Search
+            from .search import Search
 
             search = Search.from_meta(meta, store, data_dir)
             study = search.study
