@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cyclr.controllers import ClosedLoopCLR
 from cyclr.schedules import SGDR, Cosine, Cyclic, OneCycle, Warmup
 from cyclr.space import FAMILIES, SearchSpace, default_space
 
@@ -56,6 +57,11 @@ def test_a_real_study_samples_only_valid_schedules_of_each_family() -> None:
 
     def objective(trial: Any) -> float:
         s = space.sample(trial, steps_per_epoch=20, epochs=5)
+        seen.add(trial.params.get("family"))
+        if isinstance(s, ClosedLoopCLR):  # the closed loop: its first guess within the range, its budget the run
+            assert 0.05 / 30 <= (s.max_lr or 0) <= 0.05 * 30 and s.total_steps == 100
+            assert set(trial.params) == {"family", "adaptive.max_lr"}  # no warm-up for the controller
+            return float(s.max_lr or 0)
         values = np.asarray(s(np.arange(100)))
         assert np.all(np.isfinite(values)) and np.all(values >= 0) and values.max() <= 0.05 * 30 * (1 + 1e-9)
         family = trial.params.get("family")
@@ -64,7 +70,7 @@ def test_a_real_study_samples_only_valid_schedules_of_each_family() -> None:
         return float(values.mean())
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(objective, n_trials=40)
+    study.optimize(objective, n_trials=60)
     assert seen == set(FAMILIES)
     only = default_space(0.05, ("cosine",))  # one family: no "family" parameter to sample
     assert isinstance(only.sample(fixed({"cosine.max_lr": 0.1, "warmup_pct": 0.0}), 10, 2), Cosine)

@@ -37,7 +37,11 @@ def test_a_parallel_search_with_pruning_finds_a_schedule_and_reports_it(tmp_path
     result = _tune(tmp_path, "--trials", "8", "--storage", url, "--workers", "2", "--seed", "1")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
-    best = cyclr.load_config(str(out / "best.json"))  # ready for load_config
+    config = json.loads((out / "best.json").read_text())
+    if config["name"] in cyclr.controllers.CONTROLLERS:  # the adaptive family won: a controller's config
+        best: Any = cyclr.controller_from_config(config)
+    else:
+        best = cyclr.load_config(str(out / "best.json"))  # ready for load_config
     report = _report(tmp_path)
     counts = report["counts"]
     assert counts["trials"] == 8 and counts["complete"] + counts["pruned"] + counts["failed"] == 8
@@ -203,5 +207,9 @@ def test_every_trial_s_record_holds_its_schedule_and_its_key(tmp_path: Path) -> 
         for t in store.trials():
             record = t.user_attrs["record"]
             assert record["key"] == t.user_attrs[KEY] and record["strategy"] == "tuned"
+            config = json.loads(record["variant"])
+            if config["name"] in cyclr.controllers.CONTROLLERS:
+                assert cyclr.controller_from_config(config).to_config() == config
+                continue
             schedule = cyclr.load_config(record["variant"])
             assert math.isclose(float(schedule(0)), record["result"]["lrs"][0], rel_tol=1e-6)

@@ -648,6 +648,7 @@ if click is not None:
             f"{outcome.trials} trials ({outcome.pruned} pruned, {outcome.failed} failed), {outcome.steps:,} steps"
         )
         console.print_json(json.dumps(best["schedule"]))
+        console.print(f"use it with: {best['load']}")
         console.print(
             f"[green]wrote[/green] {config.out / 'best.json'}, {config.out / 'report.md'} "
             f"and {config.out / 'report.html'}"
@@ -705,10 +706,23 @@ if click is not None:
     @click.option("--study", required=True, help="The study's name (as given to cyclr bench or cyclr tune).")
     @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where the data sets are.")
     @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Stop after N runs.")
+    @click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Seconds to wait for the study to appear and for runs to be queued when it has none.",
+    )
     @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads for this worker.")
     @click.option("--heartbeat", default=None, help=_HEARTBEAT_HELP)
     def worker(
-        storage: str, study: str, data_dir: str | None, max_runs: int | None, threads: int | None, heartbeat: str | None
+        storage: str,
+        study: str,
+        data_dir: str | None,
+        max_runs: int | None,
+        wait: float,
+        threads: int | None,
+        heartbeat: str | None,
     ) -> None:
         """Pull runs from a bench's or a search's study and run them until it is done. Start one
         on each machine that reaches the storage; a killed worker's run is retried elsewhere."""
@@ -721,7 +735,9 @@ if click is not None:
         console = _console()
 
         def listener(event: str, payload: Any) -> None:
-            if event == "start":
+            if event == "idle":
+                console.print(f"waiting for runs in study {payload!r}")
+            elif event == "start":
                 console.print(f"run {payload.key}")
             elif event == "done":
                 res = payload.get("result") or {}
@@ -734,7 +750,13 @@ if click is not None:
 
         try:
             stats = run_worker(
-                storage, study, data_dir=data_dir, heartbeat=_heartbeat(heartbeat), max_runs=max_runs, listener=listener
+                storage,
+                study,
+                data_dir=data_dir,
+                heartbeat=_heartbeat(heartbeat),
+                max_runs=max_runs,
+                wait=wait,
+                listener=listener,
             )
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]: the run in progress went back to the queue.")

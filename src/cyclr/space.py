@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .controllers import ClosedLoopCLR, Controller
 from .schedules import SGDR, Cosine, Cyclic, OneCycle, Schedule, Warmup
 
 __all__ = ["FAMILIES", "Param", "SearchSpace", "default_space"]
@@ -75,7 +76,7 @@ class Param:
 
 
 #: ``build(params, steps_per_epoch, total_steps)``: the family's schedule over ``total_steps``
-Builder = Callable[[dict[str, Any], int, int], Schedule]
+Builder = Callable[[dict[str, Any], int, int], "Schedule | Controller"]
 
 
 def _cyclic(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
@@ -97,6 +98,10 @@ def _sgdr(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
 
 def _cosine(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
     return Cosine(p["max_lr"], max(1, total), min_lr=p["max_lr"] / p["div"])
+
+
+def _adaptive(p: dict[str, Any], steps_per_epoch: int, total: int) -> Controller:
+    return ClosedLoopCLR(max_lr=p["max_lr"], total_steps=max(2, total), div=p["div"])
 
 
 _LR = {"low": 1e-4, "high": 1.0, "log": True}
@@ -126,6 +131,8 @@ FAMILIES: dict[str, tuple[Builder, dict[str, Any]]] = {
         },
     ),
     "cosine": (_cosine, {"max_lr": _LR, "div": 1e3}),
+    # cyclr's closed-loop CLR: max_lr is its first guess, re-estimated while it trains (no warm-up)
+    "adaptive": (_adaptive, {"max_lr": _LR, "div": 10.0}),
 }
 _MODES = ("triangular", "sine", "cosine")
 
@@ -254,7 +261,7 @@ class SearchSpace:
             out["warmup_pct"] = self.warmup_pct.to_data()
         return out
 
-    def sample(self, trial: Any, steps_per_epoch: int, epochs: int) -> Schedule:
+    def sample(self, trial: Any, steps_per_epoch: int, epochs: int) -> Schedule | Controller:
         """The schedule a trial picks: the family (``family``), then its parameters
         (``<family>.<name>``), then the warm-up share; for a run of ``epochs`` x
         ``steps_per_epoch`` steps. The warm-up is inside the run (Hugging Face's convention): the
@@ -264,10 +271,13 @@ class SearchSpace:
         values = {n: p.sample(trial, f"{family}.{n}") for n, p in self.families[family].items()}
         total = steps_per_epoch * epochs
         warmup = 0
-        if self.warmup_pct is not None:
+        if self.warmup_pct is not None and family != "adaptive":  # the controller starts low by itself
             warmup = min(round(float(self.warmup_pct.sample(trial, "warmup_pct")) * total), total - 1)
         schedule = FAMILIES[family][0](values, steps_per_epoch, total - warmup)
-        return Warmup(schedule, steps=warmup) if warmup > 0 else schedule
+        if warmup > 0:
+            assert isinstance(schedule, Schedule)
+            return Warmup(schedule, steps=warmup)
+        return schedule
 
 
 def default_space(lr: float, families: tuple[str, ...] = tuple(FAMILIES)) -> SearchSpace:

@@ -155,6 +155,8 @@ def open_storage(url: str, heartbeat: tuple[int, int] = HEARTBEAT, *, connect_ti
         raise StoreError("storages need Optuna: pip install 'cyclr[tune]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Optuna warns that heartbeats are meant for Study.optimize: cyclr's workers beat themselves
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
     if parsed.kind == "journal":
         from optuna.storages.journal import JournalFileBackend

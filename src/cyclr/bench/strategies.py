@@ -321,7 +321,13 @@ def _given(task: Any, optimizer: str) -> list[Variant]:
 def tuned(c: Context, v: Variant) -> Plan:
     import json
 
-    return _plan(from_config(json.loads(v.key)))
+    from ..controllers import CONTROLLERS, controller_from_config
+
+    config = json.loads(v.key)
+    if config.get("name") in CONTROLLERS:  # the adaptive family: momentum mirrors the level, as in `adaptive`
+        momentum = None if c.runner.name == "keras" else (0.85, 0.95)
+        return Plan(ControllerDriver(controller_from_config(config), momentum))
+    return _plan(from_config(config))
 
 
 _RANGE_TESTS: dict[tuple[str, int, str, int], Any] = {}

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..controllers import CONTROLLERS
 from ..space import SearchSpace, default_space
 from .records import RunRecord, RunSpec
 from .search import PRUNERS, SAMPLERS, Search, counts_toward_budget, grid_points
@@ -371,6 +372,11 @@ def write_tune_report(store: OptunaStore, out: Path, baselines: list[RunRecord] 
         "epochs": best.record["epochs"],
         "params": best.params,
         "schedule": schedule,
+        "load": (
+            "cyclr.controller_from_config(json.load(open('best.json')))"
+            if schedule.get("name") in CONTROLLERS
+            else "cyclr.load_config('best.json')"
+        ),
     }
     atomic_write(out / "best.json", json.dumps(schedule, indent=2) + "\n")
     importances = _importances(store, family)
@@ -533,7 +539,7 @@ def _lines(data: dict[str, Any], ranked: list[TrialRow]) -> list[tuple[str, list
             "Result",
             [
                 f"Best: trial {best['trial']}, {metric} {best['value']:.4g} with {best['optimizer']}, "
-                f"schedule `{json.dumps(best['schedule'], sort_keys=True)}` (saved as best.json).",
+                f"schedule `{json.dumps(best['schedule'], sort_keys=True)}` (saved as best.json: `{best['load']}`).",
                 f"Trials: {counts['trials']} ({counts['complete']} complete, {counts['pruned']} pruned, "
                 f"{counts['failed']} failed); sampler {data['budget']['sampler']}, pruner {data['budget']['pruner']}.",
                 f"Search cost: {cost['steps']:,} training steps"

@@ -20,6 +20,7 @@ Guarantees (tested with real processes against PostgreSQL and the journal file):
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import signal
@@ -133,32 +134,29 @@ class _Heartbeat:
         self.thread.join()
 
 
-class _Stop(BaseException):
-    """SIGTERM in a worker: stop the run, put the trial back."""
-
-
-def _pop_waiting(study: Any) -> int | None:
-    """Take one waiting trial (WAITING -> RUNNING is atomic in the storage), or ``None``."""
+def _pop_waiting(study: Any) -> tuple[Any, set[str]] | None:
+    """Take one waiting trial (WAITING -> RUNNING is atomic in the storage): the trial as it was
+    when taken, and the run keys complete or running elsewhere at that moment (one read of the
+    study for both: finished trials come from Optuna's cache); ``None`` when none is waiting."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     storage = study._storage
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    trials = study.get_trials(deepcopy=False)
+    busy = {
+        t.user_attrs.get(KEY)
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.RUNNING) and not t.system_attrs.get(DUPLICATE)
+    }
+    for t in trials:
+        if t.state != TrialState.WAITING:
+            continue
         try:
             if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return int(t._trial_id)
+                return t, busy
         except UpdateFinishedTrialError:
             continue
     return None
-
-
-def _is_duplicate(study: Any, trial_id: int, key: str) -> bool:
-    from optuna.trial import TrialState
-
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        if t._trial_id != trial_id and t.user_attrs.get(KEY) == key and not t.system_attrs.get(DUPLICATE):
-            return True
-    return False
 
 
 def _finish(study: Any, trial_id: int, record: dict[str, Any], maximize: bool) -> str:
@@ -212,33 +210,41 @@ def run_worker(
     data_dir: str | None = None,
     heartbeat: tuple[int, int] = HEARTBEAT,
     max_runs: int | None = None,
-    poll: float = 1.0,
+    poll: float = 0.25,
+    wait: float = 0.0,
     listener: Hook | None = None,
 ) -> WorkerStats:
     """Pull runs from a study and run them until it is done (no waiting trial, none running
     elsewhere that might yet be retried, and for a search its budget spent) or ``max_runs`` ran.
+    ``wait``: seconds to wait for the study to appear, and for runs to be queued while it has
+    none (workers started before the bench or search that feeds them).
 
-    ``listener(event, payload)`` hears ``('start', spec)`` and ``('done', record)``.
+    ``listener(event, payload)`` hears ``('idle', study_name)`` when it starts waiting,
+    ``('start', spec)`` and ``('done', record)``.
     """
-    import warnings
-
     from optuna.storages import fail_stale_trials
     from optuna.trial import Trial, TrialState
 
-    from .runs import execute
-
-    # Optuna warns that heartbeats are meant for Study.optimize: this loop beats itself (_Heartbeat)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     from .recorder import reporting
+    from .runs import execute
+    from .store import StoreError
 
-    store = OptunaStore(url, study_name, create=False, heartbeat=heartbeat)
     notify = listener or (lambda event, payload: None)
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            store = OptunaStore(url, study_name, create=False, heartbeat=heartbeat)
+            break
+        except StoreError as err:
+            if not str(err).startswith("no study") or time.monotonic() >= give_up:
+                raise
+            time.sleep(poll)
     stats = WorkerStats()
     previous = signal.getsignal(signal.SIGTERM)
     in_main = threading.current_thread() is threading.main_thread()
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise _Stop()
+    def on_term(signum: int, frame: Any) -> None:  # SIGTERM: as Ctrl-C, the run goes back to the queue
+        raise KeyboardInterrupt
 
     if in_main:
         signal.signal(signal.SIGTERM, on_term)
@@ -259,29 +265,41 @@ def run_worker(
         else:
             study = store.study
         storage = study._storage
+        idle_since: float | None = None
+        checked = -math.inf
         while max_runs is None or stats.done + stats.failed + stats.pruned < max_runs:
-            fail_stale_trials(study)
-            trial_id = _pop_waiting(study)
-            if trial_id is None and search is not None and search.wants_more():
-                trial_id = int(study.ask()._trial_id)
-            if trial_id is None:
+            if time.monotonic() - checked >= heartbeat[0]:  # a stale trial cannot appear faster than that
+                fail_stale_trials(study)
+                checked = time.monotonic()
+            popped = _pop_waiting(study)
+            frozen, busy = popped if popped is not None else (None, set())
+            if frozen is None and search is not None and search.wants_more():
+                frozen = storage.get_trial(study.ask()._trial_id)
+            if frozen is None:
                 if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     time.sleep(poll)  # a run elsewhere may yet fail and come back
                     continue
+                if idle_since is None:
+                    idle_since = time.monotonic()
+                    notify("idle", study_name)
+                if time.monotonic() - idle_since < wait:
+                    time.sleep(poll)
+                    continue
                 break
+            idle_since = None
+            trial_id, trial = frozen._trial_id, None
             try:
-                frozen = storage.get_trial(trial_id)
-                trial = Trial(study, trial_id)
                 if search is not None:
                     if search.over_budget(frozen):
                         storage.set_trial_system_attr(trial_id, OVER_BUDGET, True)
                         storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
                         continue
+                    trial = Trial(study, trial_id)
                     spec = search.spec(trial)
                     storage.set_trial_user_attr(trial_id, KEY, spec.key)
                 else:
                     spec = spec_from_data(frozen.user_attrs[SPEC])
-                    if _is_duplicate(study, trial_id, spec.key):
+                    if spec.key in busy:  # complete, or running elsewhere: queued twice (two benches raced)
                         storage.set_trial_system_attr(trial_id, DUPLICATE, True)
                         storage.set_trial_state_values(trial_id, state=TrialState.PRUNED)
                         stats.duplicates += 1
@@ -297,7 +315,7 @@ def run_worker(
                 record["trial"] = frozen.number
                 record["worker"] = f"{os.uname().nodename}:{os.getpid()}"
                 state = _finish(study, trial_id, record, store.maximize)
-            except (_Stop, KeyboardInterrupt):
+            except KeyboardInterrupt:
                 _requeue(study, trial_id)
                 raise
             setattr(stats, state, getattr(stats, state) + 1)
@@ -327,7 +345,7 @@ def _worker_process(url: str, study: str, data_dir: str | None, heartbeat: tuple
 
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine stops its workers itself
-    with contextlib.suppress(_Stop):
+    with contextlib.suppress(KeyboardInterrupt):
         run_worker(url, study, data_dir=data_dir, heartbeat=heartbeat)
 
 
