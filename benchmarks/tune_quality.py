@@ -109,7 +109,7 @@ def run_pair(task: str, opt: str, args: argparse.Namespace) -> dict[str, Any]:
     config = TuneConfig(
         task=task,
         trials=args.trials,
-        storage=f"sqlite:///{(out / 'tune.db').resolve()}",
+        storage=f"journal:///{(out / 'tune.log').resolve()}" if args.workers > 1 else None,
         study=f"quality-{task}-{opt}",
         workers=args.workers,
         out=out,

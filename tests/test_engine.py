@@ -294,3 +294,43 @@ def test_a_fresh_bench_refuses_a_study_that_holds_runs(tmp_path: Path, monkeypat
     )
     with pytest.raises(StoreError, match="already holds 1 trials; add --resume"):
         run_bench(config, engine=OptunaEngine(OptunaStore(url, "held"), 0))
+
+
+def test_sigterm_puts_the_run_back_at_once(tmp_path: Path) -> None:
+    url = f"journal:///{tmp_path}/t.log"
+    _sleep_bench(tmp_path, url, "term", seeds=1)
+    w = _worker(url, "term", 30.0)  # long runs: only SIGTERM ends this one early
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(t.state == TrialState.RUNNING for t in _trials(url, "term")):
+        time.sleep(0.2)
+    w.send_signal(signal.SIGTERM)
+    out = w.communicate(timeout=60)[0]
+    assert w.returncode == 130 and "went back to the queue" in out and "Traceback" not in out
+    trials = _trials(url, "term")
+    (stopped,) = [t for t in trials if t.state == TrialState.FAIL]
+    (back,) = [t for t in trials if t.system_attrs.get("failed_trial") == stopped.number]
+    assert back.state == TrialState.WAITING and back.user_attrs[KEY] == stopped.user_attrs[KEY]
+    assert not any(t.state == TrialState.RUNNING for t in trials)
+
+
+def test_the_bench_command_runs_on_a_storage_and_reports_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from cyclr.cli import cli
+
+    monkeypatch.setenv("CYCLR_SLEEP_SECONDS", "0.05")
+    monkeypatch.chdir(ROOT)
+    url = f"journal:///{tmp_path}/c.log"
+    args = ["bench", "--task", SLEEP_TASK, "--strategies", "constant", "--seeds", "1", "--out", str(tmp_path / "o")]
+    args += ["--storage", url, "--study", "cli"]
+    result = CliRunner().invoke(cli, [*args, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "results go to study 'cli'" in result.output and (tmp_path / "o" / "report.html").exists()
+    (tmp_path / "o" / "report.html").unlink()
+    again = CliRunner().invoke(cli, [*args, "--report-only"])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "o" / "report.html").exists()
+    sqlite = CliRunner().invoke(cli, [*args[:-4], "--storage", f"sqlite:///{tmp_path}/s.db", "--workers", "2"])
+    assert sqlite.exit_code == 2 and "serves one process" in sqlite.output

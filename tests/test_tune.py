@@ -163,6 +163,7 @@ def test_a_trial_beyond_the_budget_is_refused_and_a_retry_is_not(tmp_path: Path)
         (["--trials", "0"], "0 is not in the range x>=1"),
         (["--task", "nosuch"], "--task is 'nosuch'"),
         (["--heartbeat", "5,2"], "0 < INTERVAL < GRACE"),
+        (["--workers", "3"], "is a SQLite file, which serves one process; for --workers 3 use journal:///"),
     ],
 )
 def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path: Path, args: list[str], says: str) -> None:

@@ -85,9 +85,9 @@ class BenchConfig:
             _positive("train_subset", self.train_subset)
         self.out = Path(self.out)
         if self.storage is not None:
-            from .storage import parse_storage
+            from .storage import check_parallel
 
-            parse_storage(self.storage)
+            check_parallel(self.storage, self.workers)
             self.study = self.study or "cyclr-bench"
         elif self.study is not None:
             raise ValueError(f"study {self.study!r} needs a storage (--storage URL) to live in.")

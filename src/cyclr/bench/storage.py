@@ -39,6 +39,7 @@ __all__ = [
     "HEARTBEAT",
     "OptunaStore",
     "StorageURL",
+    "check_parallel",
     "open_storage",
     "parse_storage",
 ]
@@ -89,6 +90,17 @@ def parse_storage(url: str) -> StorageURL:
                 raise StoreError(f"storage URL {url!r} names no database; allowed: {_FORMS}.")
             return StorageURL("postgresql", "postgresql+psycopg://" + rest, url)
     raise StoreError(f"storage URL {url!r} is not one cyclr can use; allowed: {_FORMS}.")
+
+
+def check_parallel(url: str, workers: int) -> None:
+    """SQLite is for one process: Optuna's docs warn against parallel writers ("database is
+    locked", and the enqueue race of optuna #820/#4002). More than one local worker on it is
+    refused, naming the storages that serve them."""
+    if workers > 1 and parse_storage(url).kind == "sqlite":
+        raise StoreError(
+            f"storage {url!r} is a SQLite file, which serves one process; for --workers {workers} use "
+            "journal:///path.log (processes on one host) or postgresql://user@host/db (many machines)."
+        )
 
 
 def _heartbeat_journal() -> type:

@@ -25,7 +25,7 @@ from ..controllers import CONTROLLERS
 from ..space import SearchSpace, default_space
 from .records import RunRecord, RunSpec
 from .search import PRUNERS, SAMPLERS, Search, counts_toward_budget, grid_points
-from .storage import HEARTBEAT, OptunaStore, parse_storage, redact, trial_record
+from .storage import HEARTBEAT, OptunaStore, check_parallel, redact, trial_record
 from .store import StoreError
 
 __all__ = [
@@ -98,7 +98,7 @@ class TuneConfig:
         self.out = Path(self.out)
         if self.storage is None:
             self.storage = f"sqlite:///{(self.out / 'tune.db').resolve()}"
-        parse_storage(self.storage)
+        check_parallel(self.storage, self.workers)
         if self.study is None:
             self.study = f"cyclr-tune-{Path(self.task).stem if ':' in self.task else self.task}"
 
