@@ -15,7 +15,7 @@ import math
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,28 @@ if click is not None:
         if not (math.isfinite(value) and value > 0):
             raise click.BadParameter(f"must be a finite learning rate > 0; got {value!r}")
         return value
+
+    def _engine_options(default_storage: str, default_study: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``--workers``, ``--storage`` and ``--study``, as ``cyclr bench`` and ``cyclr tune`` share them."""
+
+        def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+            f = click.option("--study", default=None, help=f"The study's name [default: {default_study}].")(f)
+            f = click.option(
+                "--storage",
+                default=None,
+                help="Keep the runs as trials of an Optuna study: sqlite:///file.db (one process), "
+                "journal:///file.log (processes on one host) or postgresql://user@host/db (many machines) "
+                f"[default: {default_storage}].",
+            )(f)
+            return click.option(
+                "--workers",
+                type=click.IntRange(min=0),
+                default=1,
+                show_default=True,
+                help="Local worker processes (with --storage, 0 leaves the runs to `cyclr worker`s started elsewhere).",
+            )(f)
+
+        return apply
 
     @click.group(cls=_Cli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(package_name="cyclr")
@@ -429,20 +451,7 @@ if click is not None:
         "--seeds", type=click.IntRange(min=1), default=None, help="Seeds per strategy [default: each task's own]."
     )
     @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Budget [default: each task's own].")
-    @click.option(
-        "--workers",
-        type=click.IntRange(min=0),
-        default=1,
-        show_default=True,
-        help="Parallel processes (with --storage, 0 leaves the runs to `cyclr worker`s started elsewhere).",
-    )
-    @click.option(
-        "--storage",
-        default=None,
-        help="Keep the runs as trials of an Optuna study: sqlite:///file.db, journal:///file.log (many "
-        "processes on one host) or postgresql://user@host/db (many machines) [default: runs.sqlite in --out].",
-    )
-    @click.option("--study", default=None, help="With --storage: the study's name [default: cyclr-bench].")
+    @_engine_options("runs.sqlite in --out", "cyclr-bench")
     @click.option(
         "--out", default="cyclr-bench", show_default=True, type=click.Path(file_okay=False), callback=_output_path
     )
@@ -535,20 +544,7 @@ if click is not None:
     @cli.command()
     @click.option("--task", default="digits", show_default=True, help="A task name, or your own file.py:Class.")
     @click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True, help="The search's budget.")
-    @click.option(
-        "--storage",
-        default=None,
-        help="sqlite:///file.db (one process), journal:///file.log (--workers N on one host) or "
-        "postgresql://user@host/db (many machines) [default: sqlite in --out].",
-    )
-    @click.option("--study", default=None, help="The study's name [default: cyclr-tune-TASK].")
-    @click.option(
-        "--workers",
-        type=click.IntRange(min=0),
-        default=1,
-        show_default=True,
-        help="Local worker processes (0: only `cyclr worker`s started elsewhere).",
-    )
+    @_engine_options("tune.db, SQLite, in --out", "cyclr-tune-TASK")
     @click.option(
         "--out", default="cyclr-tune", show_default=True, type=click.Path(file_okay=False), callback=_output_path
     )

@@ -579,6 +579,12 @@ def _markdown(data: dict[str, Any], ranked: list[TrialRow], plots: dict[str, byt
     return "".join(parts)
 
 
+def _inline_code(text: str) -> str:
+    import re
+
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
 def _html(data: dict[str, Any], ranked: list[TrialRow], plots: dict[str, bytes]) -> str:
     import base64
     import html
@@ -602,7 +608,7 @@ def _html(data: dict[str, Any], ranked: list[TrialRow], plots: dict[str, bytes])
                 parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
             parts.append("</table>")
         else:
-            parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in body) + "</ul>")
+            parts.append("<ul>" + "".join(f"<li>{_inline_code(html.escape(line))}</li>" for line in body) + "</ul>")
     for name, png in plots.items():
         parts.append(f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
     parts.append("</body></html>\n")
