@@ -72,7 +72,7 @@ def _pruner(meta: dict[str, Any], total_steps: int) -> Any:
 
     kind = meta["pruner"]
     if kind == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, total_steps // 9), reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, total_steps // 4), reduction_factor=3)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, total_steps // 9), max_resource=total_steps)
     if kind == "median":
