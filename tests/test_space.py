@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from conftest import n_examples
 from cyclr.controllers import ClosedLoopCLR
 from cyclr.schedules import SGDR, Cosine, Cyclic, OneCycle, Warmup
 from cyclr.space import FAMILIES, SearchSpace, default_space
@@ -115,3 +118,64 @@ def test_bad_spaces_are_clear_errors(data: Any, message: str) -> None:
     with pytest.raises(ValueError, match=r"^search space: ") as err:
         SearchSpace.from_data(data)
     assert message in str(err.value)
+
+
+_LRS = st.floats(1e-5, 1.0)
+
+
+@st.composite
+def spaces(draw: Any) -> dict[str, Any]:
+    """Valid spaces: any non-empty subset of families, each parameter fixed or a range inside its domain."""
+    families: dict[str, Any] = {}
+    for family in draw(st.sets(st.sampled_from(sorted(FAMILIES)), min_size=1)):
+        lo = draw(_LRS)
+        params: dict[str, Any] = {
+            "max_lr": draw(
+                st.one_of(st.just(lo), st.just({"low": lo, "high": lo * draw(st.floats(1.5, 100)), "log": True}))
+            )
+        }
+        if family == "cyclic":
+            params["cycle_epochs"] = draw(st.one_of(st.integers(1, 5), st.just({"low": 1, "high": 6, "int": True})))
+            params["gamma"] = draw(st.floats(0.5, 1.0))
+            params["mode"] = draw(st.sampled_from(["triangular", "sine", "cosine"]))
+        if family == "one_cycle":
+            params["pct_start"] = draw(st.floats(0.05, 0.95))
+        if family == "sgdr":
+            params["cycles"] = draw(st.integers(1, 4))
+        families[family] = params
+    data: dict[str, Any] = {"families": families}
+    if draw(st.booleans()):
+        data["warmup_pct"] = {"low": 0.0, "high": draw(st.floats(0.01, 0.5))}
+    return data
+
+
+@given(spaces(), st.integers(1, 40), st.integers(1, 6), st.integers(0, 2**16))
+@settings(max_examples=n_examples(60), deadline=None)
+def test_any_valid_space_samples_schedules_that_fill_the_run_exactly(
+    data: dict[str, Any], per_epoch: int, epochs: int, seed: int
+) -> None:
+    space = SearchSpace.from_data(data)
+    assert SearchSpace.from_data(json.loads(json.dumps(space.to_data()))) == space  # data round trip
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    s = space.sample(trial, per_epoch, epochs)
+    total = per_epoch * epochs
+    if isinstance(s, ClosedLoopCLR):
+        assert s.total_steps == max(2, total)
+        return
+    values = np.asarray(s(np.arange(total + 1)), dtype=float)
+    assert np.all(np.isfinite(values)) and np.all(values >= 0)
+    peak = (
+        max(v for k, v in trial.params.items() if k.endswith("max_lr"))
+        if any(k.endswith("max_lr") for k in trial.params)
+        else None
+    )
+    if peak is not None:
+        assert values.max() <= peak * (1 + 1e-9)
+    inner, warm = (s.schedule, s.steps) if isinstance(s, Warmup) else (s, 0)
+    assert warm < total  # the warm-up is inside the run: the schedule after it fills the rest
+    length = getattr(inner, "total_steps", None)
+    if isinstance(inner, OneCycle):  # at least long enough for a warm-up phase of one step
+        assert length == max(2, total - warm, math.floor(1 / inner.pct_start) + 1)
+    elif length is not None:
+        assert length == max(1, total - warm)

@@ -86,7 +86,8 @@ def _cyclic(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
 
 
 def _one_cycle(p: dict[str, Any], steps_per_epoch: int, total: int) -> Schedule:
-    total = max(2, total)
+    # a run too short for its warm-up phase to hold one step gets the shortest one-cycle that does
+    total = max(2, total, math.floor(1 / p["pct_start"]) + 1)
     return OneCycle(p["max_lr"], total, pct_start=p["pct_start"], div_factor=p["div_factor"])
 
 
