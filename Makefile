@@ -47,13 +47,14 @@ fuzz: $(VENV)/.test-installed
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py -k random
 
 FUZZ_TESTS := tests/test_parity_torch.py tests/test_parity_backends.py tests/test_jax.py tests/test_golden.py \
-	tests/test_finder.py tests/test_keras.py tests/test_edges_fuzz.py tests/test_controllers.py
+	tests/test_finder.py tests/test_keras.py tests/test_edges_fuzz.py tests/test_controllers.py tests/test_space.py
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/keras_overhead.py --backend tensorflow
 	$(BIN)/python benchmarks/keras_overhead.py --backend jax
 	$(BIN)/python benchmarks/harness_throughput.py
+	$(BIN)/python benchmarks/engine_scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

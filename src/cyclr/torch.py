@@ -31,7 +31,15 @@ from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 from .finder._torch import lr_range_test  # noqa: E402
 
-__all__ = ["MOMENTUM_SLOTS", "Scheduler", "lr_range_test"]
+__all__ = [
+    "MOMENTUM_SLOTS",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "OneCycleLR",
+    "Scheduler",
+    "lr_range_test",
+]
 
 #: Where a param group keeps its momentum: SGD/RMSprop ``momentum``, Adam family ``betas[0]``.
 MOMENTUM_SLOTS = ("momentum", "betas", "beta1")
@@ -519,3 +527,247 @@ def _checked_controller(state: Mapping[str, Any]) -> tuple[Controller | None, di
 
 def _is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+# ---------------------------------------------------------------------- torch's own signatures
+def _per_group(owner: str, name: str, value: Any, n: int) -> list[float]:
+    """A number for every param group, or a list/tuple with one per group (torch's convention)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * n
+    if len(values) != n or not all(_is_real(v) and math.isfinite(float(v)) for v in values):
+        raise InvalidParameterError(owner, name, value, f"a finite number, or a list of {n} (one per param group)")
+    return [float(v) for v in values]
+
+
+def _group_lrs(optimizer: Optimizer, last_epoch: int) -> list[float]:
+    """Each group's starting LR, as torch's schedulers read it (``initial_lr`` when resuming)."""
+    key = "initial_lr" if last_epoch >= 0 else "lr"
+    return [float(g.get(key, g["lr"])) for g in optimizer.param_groups]
+
+
+class _TorchSignature(Scheduler):
+    """A :class:`Scheduler` built from one of torch's scheduler signatures."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr: Sequence[Schedule],
+        momentum: Sequence[Schedule] | None,
+        *,
+        past_end: str,
+        last_epoch: int,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__} needs a torch.optim.Optimizer; got {type(optimizer).__name__}.")
+        super().__init__(
+            optimizer,
+            list(lr),
+            list(momentum) if momentum else None,
+            scale="none",
+            past_end=past_end,
+            last_epoch=last_epoch,
+        )
+
+
+class CyclicLR(_TorchSignature):
+    """torch's ``CyclicLR`` signature and defaults, cyclr's numbers (identical to torch's in every
+    mode; tested against torch's class and its own test cases).
+
+    Fixed: momentum cycles through Adam's ``betas[0]`` as well as SGD's ``momentum``; a custom
+    ``scale_fn`` (code, which cyclr never stores) is refused at construction with a pointer to
+    ``cyclr.Scheduler`` and a cyclr schedule; the state dict is plain data (``weights_only=True``).
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        base_lr: float | list[float],
+        max_lr: float | list[float],
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        scale_fn: Any = None,
+        scale_mode: str = "cycle",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.8,
+        max_momentum: float | list[float] = 0.9,
+        last_epoch: int = -1,
+        *,
+        past_end: str = "hold",
+    ) -> None:
+        from .schedules import ExpRange, Triangular, Triangular2
+
+        if scale_fn is not None:
+            raise InvalidParameterError(
+                "CyclicLR",
+                "scale_fn",
+                scale_fn,
+                "None: a Python function is code, not configuration; use mode='triangular2' / 'exp_range', or "
+                "cyclr.torch.Scheduler with a cyclr schedule (cyclr.cyclic(..., decay=...))",
+            )
+        if scale_mode not in ("cycle", "iterations"):
+            raise InvalidParameterError("CyclicLR", "scale_mode", scale_mode, "'cycle' or 'iterations'")
+        builders: dict[str, Any] = {"triangular": Triangular, "triangular2": Triangular2, "exp_range": ExpRange}
+        if mode not in builders:
+            raise InvalidParameterError("CyclicLR", "mode", mode, "'triangular', 'triangular2' or 'exp_range'")
+        n = len(optimizer.param_groups)
+        bases = _per_group("CyclicLR", "base_lr", base_lr, n)
+        tops = _per_group("CyclicLR", "max_lr", max_lr, n)
+        extra = {"gamma": gamma} if mode == "exp_range" else {}
+        lrs = [
+            builders[mode](base_lr=b, max_lr=m, step_size=step_size_up, step_size_down=step_size_down, **extra)
+            for b, m in zip(bases, tops)
+        ]
+        momentum = None
+        if cycle_momentum:
+            lows = _per_group("CyclicLR", "base_momentum", base_momentum, n)
+            highs = _per_group("CyclicLR", "max_momentum", max_momentum, n)
+            momentum = [s.mirror(lo, hi) for s, lo, hi in zip(lrs, lows, highs)]
+        super().__init__(optimizer, lrs, momentum, past_end=past_end, last_epoch=last_epoch)
+
+
+class OneCycleLR(_TorchSignature):
+    """torch's ``OneCycleLR`` signature and defaults, cyclr's numbers (identical to torch's;
+    tested against torch's class and its own test cases).
+
+    Fixed: one ``step()`` past ``total_steps`` (the usual trailing call) holds the final LR instead
+    of raising ``ValueError: Tried to step ... times``; ``past_end='warn'`` or ``'raise'`` if you
+    want to hear about it. Momentum cycles through ``betas[0]`` for Adam as well.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: float | list[float],
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.85,
+        max_momentum: float | list[float] = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+        *,
+        past_end: str = "hold",
+    ) -> None:
+        from .schedules import OneCycle
+
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise InvalidParameterError(
+                    "OneCycleLR",
+                    "total_steps",
+                    total_steps,
+                    "a positive integer, or None with both epochs and steps_per_epoch given",
+                )
+            for name, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+                if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                    raise InvalidParameterError("OneCycleLR", name, v, "a positive integer")
+            total_steps = epochs * steps_per_epoch
+        if anneal_strategy not in ("cos", "linear"):
+            raise InvalidParameterError("OneCycleLR", "anneal_strategy", anneal_strategy, "'cos' or 'linear'")
+        n = len(optimizer.param_groups)
+        tops = _per_group("OneCycleLR", "max_lr", max_lr, n)
+        lrs = [
+            OneCycle(
+                max_lr=m,
+                total_steps=total_steps,
+                pct_start=pct_start,
+                div_factor=div_factor,
+                final_div_factor=final_div_factor,
+                anneal=anneal_strategy,
+                three_phase=three_phase,
+            )
+            for m in tops
+        ]
+        momentum = None
+        if cycle_momentum:
+            lows = _per_group("OneCycleLR", "base_momentum", base_momentum, n)
+            highs = _per_group("OneCycleLR", "max_momentum", max_momentum, n)
+            momentum = [s.mirror(lo, hi) for s, lo, hi in zip(lrs, lows, highs)]
+        super().__init__(optimizer, lrs, momentum, past_end=past_end, last_epoch=last_epoch)
+        self.total_steps = total_steps
+
+
+class CosineAnnealingWarmRestarts(_TorchSignature):
+    """torch's ``CosineAnnealingWarmRestarts`` signature and defaults, cyclr's numbers (identical to
+    torch's for integer ``T_mult``; tested against torch's class and its own test cases).
+
+    Fixed: ``T_mult`` may be any real >= 1 (torch: integers only); ``decay`` (keyword, default 1)
+    scales each restart's peak by ``decay ** k`` (SGDR's per-restart decay, absent in torch);
+    ``step(epoch)`` with a fractional epoch (torch's documented per-batch pattern) is supported.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: float = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+        *,
+        decay: float = 1.0,
+    ) -> None:
+        from .schedules import SGDR
+
+        if isinstance(T_0, bool) or not isinstance(T_0, int) or T_0 <= 0:
+            raise InvalidParameterError("CosineAnnealingWarmRestarts", "T_0", T_0, "a positive integer")
+        if not _is_real(T_mult) or not T_mult >= 1:
+            raise InvalidParameterError("CosineAnnealingWarmRestarts", "T_mult", T_mult, "a number >= 1")
+        lrs = [
+            SGDR(max_lr=lr, period=T_0, min_lr=eta_min, period_mult=float(T_mult), decay=decay)
+            for lr in _group_lrs(optimizer, last_epoch)
+        ]
+        super().__init__(optimizer, lrs, None, past_end="hold", last_epoch=last_epoch)
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+
+    def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
+        """One step, or with ``epoch`` (fractional allowed: ``epoch + i / iters``) jump there."""
+        if epoch is None:
+            super().step()
+            return
+        if not _is_real(epoch) or epoch < 0:
+            raise InvalidParameterError("CosineAnnealingWarmRestarts", "epoch", epoch, "a number >= 0")
+        self._step_count += 1
+        self.last_epoch = math.floor(epoch)
+        self._apply_at(float(epoch))
+
+    def _apply_at(self, t: float) -> None:
+        lrs, _ = self._values(t)  # type: ignore[arg-type]  # SGDR is defined at real t
+        for group, value in zip(self.optimizer.param_groups, lrs):
+            if isinstance(group["lr"], Tensor):
+                group["lr"].fill_(value)
+            else:
+                group["lr"] = value
+        self._last_lr = lrs  # type: ignore[assignment]
+
+
+class CosineAnnealingLR(_TorchSignature):
+    """torch's ``CosineAnnealingLR`` signature and defaults, cyclr's numbers: identical to torch's
+    for every step up to ``T_max`` (tested against torch's class and its own test cases).
+
+    Changed on purpose: after ``T_max`` the LR stays at ``eta_min``. torch's recursive form climbs
+    back to the initial LR over the next ``T_max`` steps, a surprise for anyone whose loop runs a
+    little longer than planned; use :class:`CosineAnnealingWarmRestarts` for restarts.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_max: int,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        from .schedules import Cosine
+
+        if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max <= 0:
+            raise InvalidParameterError("CosineAnnealingLR", "T_max", T_max, "a positive integer")
+        lrs: list[Schedule] = [
+            Cosine(max_lr=lr, total_steps=T_max, min_lr=eta_min) for lr in _group_lrs(optimizer, last_epoch)
+        ]
+        super().__init__(optimizer, lrs, None, past_end="hold", last_epoch=last_epoch)
+        self.T_max, self.eta_min = T_max, eta_min
