@@ -2,7 +2,8 @@
 
 Each trial queues a bench of 4 runs (``examples/sleep_task.py``, ``--seconds`` each) in a fresh
 study, starts a ``cyclr worker`` (heartbeat every second, stale after 3), waits until it is inside
-a run, sleeps a random share of the run and sends SIGKILL. A second worker then finishes the study.
+its first, second or third run (drawn at random), sleeps a random share of the run and sends
+SIGKILL. A second worker then finishes the study.
 A trial passes when:
 
 - the killed run's trial was failed by heartbeat and exactly one retry of it completed;
@@ -45,11 +46,14 @@ def one_trial(url: str, study: str, seconds: float, rng: random.Random, out: Pat
     cmd = [sys.executable, "-m", "cyclr", "worker", "--storage", url, "--study", study, "--threads", "1"]
     cmd += ["--heartbeat", "1,3"]
     victim = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = rng.randrange(3)  # killed in its first, second or third run
     with OptunaStore(url, study, create=False) as store:
         deadline = time.time() + 120
-        while time.time() < deadline and not store.trials((TrialState.RUNNING,)):
+        while time.time() < deadline and not (
+            len(store.trials((TrialState.COMPLETE,))) >= after and store.trials((TrialState.RUNNING,))
+        ):
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.1, 0.9) * seconds)
+        time.sleep(rng.uniform(0.1, 0.8) * seconds)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         running = store.trials((TrialState.RUNNING,))
