@@ -1,10 +1,13 @@
-"""The package's import graph has no cycles, counting function-local imports (a cycle hidden in
-a function is still a cycle: the two modules cannot be understood or tested apart)."""
+"""The package's layout: the import graph has no cycles, counting function-local imports (a cycle
+hidden in a function is still a cycle: the two modules cannot be understood or tested apart), and
+the public namespaces list only what they promise."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 import cyclr
 
@@ -91,3 +94,31 @@ def test_a_planted_cycle_is_found() -> None:
 
 def test_no_import_cycles() -> None:
     assert _cycles(_graph()) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["cyclr", "cyclr.torch", "cyclr.jax", "cyclr.keras", "cyclr.finder", "cyclr.schedules", "cyclr.bench"]
+)
+def test_public_namespaces_list_only_what_they_promise(name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(name)
+    listed = set(dir(module))
+    helpers = {"Any", "math", "warnings", "np", "annotations", "Callable"} | ({"torch"} if name != "cyclr" else set())
+    assert not listed & helpers  # cyclr.torch, the submodule, is public; the torch library is not
+    assert set(module.__all__) <= listed
+    assert all(hasattr(module, n) for n in module.__all__)
+    extra = listed - set(module.__all__)
+    assert extra <= {
+        "__version__",
+        "bench",
+        "controllers",
+        "data",
+        "finder",
+        "jax",
+        "keras",
+        "plot",
+        "schedules",
+        "space",
+        "torch",
+    }

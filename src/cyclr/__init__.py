@@ -112,3 +112,11 @@ __all__ = [
     "warmup",
     "wsd",
 ]
+
+#: the public submodules (the adapters import their framework on first use)
+_SUBMODULES = ("bench", "controllers", "data", "finder", "jax", "keras", "plot", "schedules", "space", "torch")
+
+
+def __dir__() -> list[str]:
+    """The public names and submodules only: ``dir(cyclr)`` lists no helper imported here."""
+    return sorted({*__all__, "__version__", *_SUBMODULES})

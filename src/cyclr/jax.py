@@ -188,3 +188,8 @@ def adaptive(
         return updates, AdaptiveState({k: jax.numpy.asarray(v, dtype=dtype) for k, v in new.items()}, inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def __dir__() -> list[str]:
+    """The public names only: `dir()` lists what `__all__` promises, not the helpers imported here."""
+    return sorted(__all__)

@@ -771,3 +771,8 @@ class CosineAnnealingLR(_TorchSignature):
         ]
         super().__init__(optimizer, lrs, None, past_end="hold", last_epoch=last_epoch)
         self.T_max, self.eta_min = T_max, eta_min
+
+
+def __dir__() -> list[str]:
+    """The public names only: `dir()` lists what `__all__` promises, not the helpers imported here."""
+    return sorted(__all__)

@@ -36,3 +36,8 @@ __all__ = [
 
 # the task plugins register themselves (each imports its framework or simulator lazily)
 from . import keras_task, rl, sequences, text, transfer  # noqa: F401
+
+
+def __dir__() -> list[str]:
+    """The public names only: `dir()` lists what `__all__` promises, not the helpers imported here."""
+    return sorted(__all__)

@@ -35,3 +35,8 @@ __all__ = [
     "trend",
     "valley",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names only: `dir()` lists what `__all__` promises, not the helpers imported here."""
+    return sorted(__all__)

@@ -32,3 +32,8 @@ __all__ = [
     "parse_short",
     "registered",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names only: `dir()` lists what `__all__` promises, not the helpers imported here."""
+    return sorted(__all__)
