@@ -118,6 +118,7 @@ def test_public_namespaces_list_only_what_they_promise(name: str) -> None:
         "jax",
         "keras",
         "plot",
+        "recorder",
         "schedules",
         "space",
         "torch",

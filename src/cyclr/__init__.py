@@ -17,6 +17,7 @@ from __future__ import annotations
 from ._steps import total_steps
 from ._validation import InvalidParameterError
 from .controllers import ClosedLoopCLR, Controller, adaptive, controller_from_config
+from .recorder import Recorder
 from .schedules import (
     REGISTRY,
     SEED_DEFAULT,
@@ -83,6 +84,7 @@ __all__ = [
     "MultiStep",
     "OneCycle",
     "Polynomial",
+    "Recorder",
     "Schedule",
     "StepDecay",
     "Triangular",
@@ -114,7 +116,19 @@ __all__ = [
 ]
 
 #: the public submodules (the adapters import their framework on first use)
-_SUBMODULES = ("bench", "controllers", "data", "finder", "jax", "keras", "plot", "schedules", "space", "torch")
+_SUBMODULES = (
+    "bench",
+    "controllers",
+    "data",
+    "finder",
+    "jax",
+    "keras",
+    "plot",
+    "recorder",
+    "schedules",
+    "space",
+    "torch",
+)
 
 
 def __dir__() -> list[str]:

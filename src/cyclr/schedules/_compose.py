@@ -36,6 +36,12 @@ class Warmup(Schedule):
     For ``t < steps``, with :math:`p = t/steps`: linear :math:`p`, cosine
     :math:`\tfrac12(1-\cos\pi p)`, exponential :math:`start\,(target/start)^p`. From ``steps`` on,
     the value is ``schedule(t - steps)`` (the wrapped schedule starts after the warm-up).
+
+    The warm-up adds ``steps`` to the wrapped schedule's length: ``warmup(cosine(lr, 10_000),
+    steps=500)`` lasts 10,500 steps. Hugging Face counts the warm-up inside the total
+    (``get_cosine_schedule_with_warmup(num_warmup_steps=500, num_training_steps=10_000)`` lasts
+    10,000); the same schedule here is ``warmup(cosine(lr, 10_000 - 500), steps=500)``, equal step
+    by step (tested against transformers).
     """
 
     name = "warmup"
