@@ -14,6 +14,7 @@ framework only when it is imported. ``cyclr.finder`` holds the LR range test's c
 
 from __future__ import annotations
 
+from . import plot as _plot  # noqa: F401  (registers how a schedule draws itself in a notebook)
 from ._steps import total_steps
 from ._validation import InvalidParameterError
 from .controllers import ClosedLoopCLR, Controller, adaptive, controller_from_config

@@ -31,8 +31,18 @@ from .schedules import (
     Warmup,
     from_config,
 )
+from .schedules import _base as _schedule_base
 
-__all__ = ["PALETTE", "GalleryEntry", "default_steps", "gallery_entries", "plot_gallery", "plot_schedules", "summarize"]
+__all__ = [
+    "PALETTE",
+    "GalleryEntry",
+    "default_steps",
+    "figure_png",
+    "gallery_entries",
+    "plot_gallery",
+    "plot_schedules",
+    "summarize",
+]
 
 #: Colour-blind-safe palette (Okabe-Ito, reordered for contrast on white).
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -280,3 +290,25 @@ def summarize(schedule: Schedule, steps: int, momentum: tuple[float, float] | No
         m = np.asarray(schedule.mirror(*momentum)(t))
         row["momentum"] = (float(m.min()), float(m.max()))
     return row
+
+
+def figure_png(fig: Any) -> bytes:
+    """A figure as PNG bytes (then closed)."""
+    import io
+
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", facecolor="white")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _schedule_png(schedule: Schedule) -> bytes | None:
+    """A schedule's notebook picture: :func:`plot_schedules` of it alone (``None`` without matplotlib)."""
+    try:
+        return figure_png(plot_schedules([schedule]))
+    except ImportError:
+        return None
+
+
+_schedule_base.DISPLAY["png"] = _schedule_png

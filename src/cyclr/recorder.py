@@ -185,19 +185,9 @@ class Recorder:
         """The plot, in a notebook (IPython's display formatter)."""
         if not self.steps:
             return None
-        import io
+        from .plot import figure_png
 
-        fig = self.plot()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", facecolor="white")
-        _plt_close(fig)
-        return buf.getvalue()
+        return figure_png(self.plot())
 
     def __repr__(self) -> str:
         return f"Recorder({len(self)} steps)"
-
-
-def _plt_close(fig: Any) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)

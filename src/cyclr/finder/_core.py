@@ -414,6 +414,15 @@ class RangeTestResult:
 
         return plot_range_test(self, path, title=title)
 
+    def _repr_png_(self) -> bytes | None:
+        """The curve, in a notebook (IPython's display formatter asks for it)."""
+        from ..plot import figure_png
+
+        try:
+            return figure_png(self.plot())
+        except ImportError:  # no matplotlib: the text repr stands
+            return None
+
     def __repr__(self) -> str:
         try:
             s = self.suggestions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +24,9 @@ from .._validation import (
 __all__ = ["REGISTRY", "Mirror", "Schedule", "ScheduleList", "ScheduleRef", "from_config", "load_config", "registered"]
 
 REGISTRY: dict[str, type[Schedule]] = {}
+#: How a schedule shows itself in a notebook: ``{"png": draw(schedule) -> bytes | None}``, filled in
+#: by :mod:`cyclr.plot` (so the schedules never import the plotting code)
+DISPLAY: dict[str, Callable[[Any], bytes | None]] = {}
 
 
 class Schedule:
@@ -152,6 +155,12 @@ class Schedule:
             for f in dataclasses.fields(self)  # type: ignore[arg-type]
         )
         return f"{self.name}({params})"
+
+    def _repr_png_(self) -> bytes | None:
+        """The schedule drawn, in a notebook (IPython's display formatter asks for it); ``None``
+        where nothing can draw it (:mod:`cyclr.plot` registers the drawing, matplotlib needed)."""
+        draw = DISPLAY.get("png")
+        return draw(self) if draw is not None else None
 
 
 #: The most cycle or phase starts :meth:`Schedule.cycle_starts` returns: past it the marks are
