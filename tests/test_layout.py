@@ -97,7 +97,18 @@ def test_no_import_cycles() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["cyclr", "cyclr.torch", "cyclr.jax", "cyclr.keras", "cyclr.finder", "cyclr.schedules", "cyclr.bench"]
+    "name",
+    [
+        "cyclr",
+        "cyclr.torch",
+        "cyclr.jax",
+        "cyclr.keras",
+        "cyclr.finder",
+        "cyclr.schedules",
+        "cyclr.bench",
+        "cyclr.lightning",
+        "cyclr.hf",
+    ],
 )
 def test_public_namespaces_list_only_what_they_promise(name: str) -> None:
     import importlib

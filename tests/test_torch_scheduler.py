@@ -804,3 +804,67 @@ def test_resume_from_last_epoch_alone_needs_no_initial_lr() -> None:
     assert sched.last_epoch == 20
     assert opt.param_groups[0]["lr"] == schedule(20)
     assert opt.param_groups[0]["momentum"] == pytest.approx(schedule.mirror(0.85, 0.95)(20), rel=1e-12)
+
+
+# --------------------------------------------------------------------------- range test -> schedule
+
+
+def _auto_problem(momentum: float = 0.9) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
+    torch.manual_seed(0)
+    x = torch.randn(320, 8)
+    y = x @ torch.randn(8, 1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32)
+    model = torch.nn.Linear(8, 1)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=momentum), loader
+
+
+def test_auto_scheduler_is_the_range_test_plus_its_schedule() -> None:
+    model, opt, loader = _auto_problem()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sched = cyclr.torch.auto_scheduler(
+        model, opt, torch.nn.functional.mse_loss, loader, epochs=3, num_steps=50, start_lr=1e-4, progress=False
+    )
+    result = sched.range_test
+    for k, v in before.items():  # the test put the model back before the schedule was attached
+        assert torch.equal(model.state_dict()[k], v)
+    assert opt.state == {}
+    # the same two pieces by hand give the same schedule
+    model2, opt2, loader2 = _auto_problem()
+    by_hand = cyclr.torch.lr_range_test(
+        model2, opt2, torch.nn.functional.mse_loss, loader2, num_steps=50, start_lr=1e-4, progress=False
+    )
+    assert by_hand.suggestion == result.suggestion
+    expected = result.schedule("one_cycle", epochs=3)
+    assert sched.lr_schedules[0] == expected and expected.total_steps == 30
+    lrs, moms = [], []
+    for _ in range(30):
+        lrs.append(opt.param_groups[0]["lr"])
+        moms.append(opt.param_groups[0]["momentum"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([expected(k) for k in range(30)], rel=1e-12)
+    assert moms == pytest.approx([expected.mirror(0.85, 0.95)(k) for k in range(30)], rel=1e-12)
+
+
+def test_scheduler_from_range_test_sizes_and_momentum() -> None:
+    model, opt, loader = _auto_problem(momentum=0.0)
+    result = cyclr.torch.lr_range_test(
+        model, opt, torch.nn.functional.mse_loss, loader, num_steps=50, start_lr=1e-4, progress=False
+    )
+    plain = cyclr.torch.scheduler_from_range_test(opt, result, kind="triangular", total_steps=40, epochs=4)
+    assert plain.lr_schedules[0] == result.schedule("triangular", steps_per_epoch=10, epochs=4)
+    assert plain.momentum_schedules == []  # SGD without momentum: nothing to cycle under 'auto'
+    uneven = cyclr.torch.scheduler_from_range_test(opt, result, total_steps=37, epochs=4)
+    assert uneven.lr_schedules[0].total_steps == 37  # not a whole number of epochs: one block of 37
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    cycled = cyclr.torch.scheduler_from_range_test(adam, result, total_steps=20)
+    assert adam.param_groups[0]["betas"][0] == pytest.approx(0.95)
+    assert cycled.momentum_slots == ["betas"]
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'total_steps'.*the run's length"):
+        cyclr.torch.scheduler_from_range_test(opt, result)
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'kind'.*'cosine'"):
+        cyclr.torch.scheduler_from_range_test(opt, result, kind="cosine", total_steps=10)
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'total_steps'.*0"):
+        cyclr.torch.scheduler_from_range_test(opt, result, total_steps=0)
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'momentum'.*'yes'"):
+        cyclr.torch.scheduler_from_range_test(opt, result, total_steps=10, momentum="yes")

@@ -26,6 +26,7 @@ from .schedules import Constant, Mirror, Schedule, from_config, momentum_schedul
 
 torch = require("torch", "torch", "cyclr.torch")
 from torch import Tensor  # noqa: E402
+from torch.nn import Module  # noqa: E402
 from torch.optim import Optimizer  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
@@ -38,7 +39,9 @@ __all__ = [
     "CyclicLR",
     "OneCycleLR",
     "Scheduler",
+    "auto_scheduler",
     "lr_range_test",
+    "scheduler_from_range_test",
 ]
 
 #: Where a param group keeps its momentum: SGD/RMSprop ``momentum``, Adam family ``betas[0]``.
@@ -134,6 +137,8 @@ class Scheduler(LRScheduler):
             raise InvalidParameterError("Scheduler", "restore_on_nan", restore_on_nan, "True or False")
         self.restore_on_nan = restore_on_nan
         self.restores = 0
+        #: the range test this schedule came from (:func:`scheduler_from_range_test`), else None
+        self.range_test: Any = None
         self._good: tuple[list[Tensor], dict[str, Any]] | None = None
         if _is_controller(lr):
             lr = self._attach_controller(lr, groups, momentum)
@@ -771,6 +776,107 @@ class CosineAnnealingLR(_TorchSignature):
         ]
         super().__init__(optimizer, lrs, None, past_end="hold", last_epoch=last_epoch)
         self.T_max, self.eta_min = T_max, eta_min
+
+
+# ------------------------------------------------------------------ range test -> attached schedule
+RANGE_TEST_KINDS = ("one_cycle", "triangular", "triangular2")
+
+
+def _has_momentum(optimizer: Optimizer) -> bool:
+    """Whether cycling momentum means anything here: SGD with momentum, or an Adam-family beta1."""
+    for group in optimizer.param_groups:
+        if "betas" in group or "beta1" in group:
+            return True
+        if float(group.get("momentum", 0.0) or 0.0) > 0:
+            return True
+    return False
+
+
+def momentum_cycle(
+    optimizer: Optimizer, momentum: Any, owner: str, auto: tuple[float, float] = (0.85, 0.95)
+) -> tuple[float, float] | None:
+    """The ``momentum=`` a :class:`Scheduler` gets from an integration's ``momentum`` option:
+    ``'auto'`` is ``auto`` (Smith & Topin's 0.85-0.95) when the optimizer has a momentum to
+    cycle, else ``None``; ``None`` and ``(low, high)`` pass through."""
+    if momentum == "auto":
+        return auto if _has_momentum(optimizer) else None
+    if momentum is None or (isinstance(momentum, tuple) and len(momentum) == 2 and all(_is_real(v) for v in momentum)):
+        return momentum  # type: ignore[no-any-return]
+    raise InvalidParameterError(owner, "momentum", momentum, "'auto', None or (low, high)")
+
+
+def scheduler_from_range_test(
+    optimizer: Optimizer,
+    result: Any,
+    *,
+    kind: str = "one_cycle",
+    total_steps: int | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    momentum: str | tuple[float, float] | None = "auto",
+    past_end: str = "hold",
+) -> Scheduler:
+    """A :class:`Scheduler` on ``optimizer`` with the schedule a range test's ``result`` gives.
+
+    The run's length comes from ``total_steps`` (optimizer updates; what Lightning's
+    ``estimated_stepping_batches`` and Hugging Face's ``max_steps`` give) or from ``epochs`` x
+    ``steps_per_epoch`` (``steps_per_epoch`` defaults to the length the test read from its data).
+    ``momentum='auto'`` cycles momentum (or Adam's beta1) over ``result.momentum`` (0.85-0.95)
+    when the optimizer has one, and leaves it alone otherwise; ``None`` never cycles it.
+    The schedule is ``scheduler.lr_schedules[0]``; the test is ``scheduler.range_test``.
+    """
+    if kind not in RANGE_TEST_KINDS:
+        raise InvalidParameterError("scheduler_from_range_test", "kind", kind, f"one of {list(RANGE_TEST_KINDS)}")
+    for name, value in (("total_steps", total_steps), ("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidParameterError("scheduler_from_range_test", name, value, "a positive integer or None")
+    if total_steps is not None:
+        # whole epochs when the run divides evenly into them (a triangular schedule then ends
+        # each cycle on an epoch boundary); otherwise the run is one block of total_steps
+        if epochs is not None and total_steps % epochs == 0:
+            schedule = result.schedule(kind, steps_per_epoch=total_steps // epochs, epochs=epochs)
+        else:
+            schedule = result.schedule(kind, steps_per_epoch=total_steps, epochs=1)
+    elif epochs is not None:
+        schedule = result.schedule(kind, steps_per_epoch=steps_per_epoch, epochs=epochs)
+    else:
+        raise InvalidParameterError(
+            "scheduler_from_range_test", "total_steps", None, "the run's length: total_steps, or epochs"
+        )
+    cycle = momentum_cycle(optimizer, momentum, "scheduler_from_range_test", result.momentum)
+    scheduler = Scheduler(optimizer, schedule, momentum=cycle, past_end=past_end)
+    scheduler.range_test = result
+    return scheduler
+
+
+def auto_scheduler(
+    model: Module,
+    optimizer: Optimizer,
+    loss_fn: Callable[..., Tensor] | None,
+    train_data: Any,
+    *,
+    epochs: int | None = None,
+    total_steps: int | None = None,
+    kind: str = "one_cycle",
+    momentum: str | tuple[float, float] | None = "auto",
+    **range_test: Any,
+) -> Scheduler:
+    """fastai's ``lr_find(); fit_one_cycle(n)`` in one call, with the pieces in view.
+
+    Runs :func:`lr_range_test` (``range_test`` keyword arguments go to it; the model and the
+    optimizer come back exactly as they were), then attaches the schedule its result gives for
+    a run of ``epochs`` over ``train_data`` (or ``total_steps`` updates). It is exactly::
+
+        result = lr_range_test(model, optimizer, loss_fn, train_data, **range_test)
+        scheduler = scheduler_from_range_test(optimizer, result, kind=kind, epochs=epochs)
+
+    and the result stays at hand as ``scheduler.range_test`` (``.plot()``, ``.suggestions``,
+    ``.confidence``). Step the scheduler once per optimizer update.
+    """
+    result = lr_range_test(model, optimizer, loss_fn, train_data, **range_test)
+    return scheduler_from_range_test(
+        optimizer, result, kind=kind, total_steps=total_steps, epochs=epochs, momentum=momentum
+    )
 
 
 def __dir__() -> list[str]:
