@@ -175,3 +175,15 @@ def test_clear_errors(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match=r"already has a scheduler \(LambdaLR\)"):
         chf.attach(theirs, cyclr.constant(1e-3))
     assert isinstance(chf.attach(trainer, cyclr.constant(1e-3)), Scheduler)
+
+
+@pytest.mark.parametrize(("accumulation", "epochs"), [(1, 1.0), (3, 2.0), (5, 1.5), (16, 3.0)])
+def test_training_steps_fallback_follows_the_trainers_rule(tmp_path: Any, accumulation: int, epochs: float) -> None:
+    """Older transformers lack set_initial_training_values: cyclr's own count must agree with it."""
+    trainer = _trainer(tmp_path, _model(), Seen(), num_train_epochs=epochs, gradient_accumulation_steps=accumulation)
+
+    class Older:  # the same Trainer, without the method
+        args, train_dataset = trainer.args, trainer.train_dataset
+        get_train_dataloader = staticmethod(trainer.get_train_dataloader)
+
+    assert chf.training_steps(Older()) == chf.training_steps(trainer)

@@ -15,6 +15,7 @@ Checkpoints save the scheduler as plain data (``scheduler.pt`` loads with ``weig
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -51,12 +52,20 @@ def training_steps(trainer: Any) -> tuple[int, int | None]:
             return int(args.max_steps), None
         raise ValueError("cyclr.hf: the Trainer has no train_dataset and max_steps is not set: the run has no length.")
     loader = trainer.get_train_dataloader()
-    _, per_epoch, *_, max_steps = trainer.set_initial_training_values(args, loader)
     try:
-        len(loader)
+        batches = len(loader)
     except TypeError:
-        return int(max_steps), None
-    return int(max_steps), int(per_epoch)
+        if args.max_steps > 0:
+            return int(args.max_steps), None
+        raise ValueError(
+            "cyclr.hf: the training data has no length and max_steps is not set: the run has no length."
+        ) from None
+    if hasattr(trainer, "set_initial_training_values"):  # the Trainer's own rule (transformers >= 4.50)
+        _, per_epoch, *_, max_steps = trainer.set_initial_training_values(args, loader)
+        return int(max_steps), int(per_epoch)
+    accumulation = args.gradient_accumulation_steps
+    per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+    return (int(args.max_steps) if args.max_steps > 0 else math.ceil(args.num_train_epochs * per_epoch)), per_epoch
 
 
 def _loss_step(trainer: Any) -> Callable[[torch.nn.Module, Any], torch.Tensor]:
