@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test fuzz lint typecheck bench clean
+.PHONY: demo test fuzz lint typecheck docs dist bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,17 +23,25 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/cyclr bench
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
+
+# The documentation site into build/site (tests/test_docs.py builds it with --strict and runs its examples).
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The release check: sdist and wheel build without warnings, pass `twine check --strict`, and import.
+dist: $(VENV)/.test-installed
+	PY=$(abspath $(BIN))/python bash tools/check_dist.sh
 
 # Tests read the staged data sets beside the checkout and never download anything.
 test: export CYCLR_DATA_DIR := $(or $(CYCLR_DATA_DIR),$(abspath ../shared/data))
 test: export CYCLR_OFFLINE := 1
 # The main run uses Keras' TensorFlow backend; the Keras tests run again on JAX and torch.
-test: $(VENV)/.test-installed lint typecheck
+test: $(VENV)/.test-installed lint typecheck dist
 	$(BIN)/python -m pytest -n 2 -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py tests/test_keras_adaptive.py
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_keras.py tests/test_finder_keras.py tests/test_keras_adaptive.py
@@ -57,4 +65,4 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/engine_scaling.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build/site

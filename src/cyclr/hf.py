@@ -1,8 +1,9 @@
 """Hugging Face ``Trainer``: any cyclr schedule, or one from cyclr's range test, in one call.
 
->>> trainer = transformers.Trainer(model=model, args=args, train_dataset=train)  # doctest: +SKIP
->>> cyclr.hf.attach(trainer, "range_test")  # or any schedule: attach(trainer, cyclr.triangular2(...))  # doctest: +SKIP
->>> trainer.train()  # doctest: +SKIP
+Examples:
+    >>> trainer = transformers.Trainer(model=model, args=args, train_dataset=train)  # doctest: +SKIP
+    >>> cyclr.hf.attach(trainer, "range_test")  # or any schedule, e.g. cyclr.triangular2(...)  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
 
 :func:`attach` builds the optimizer the Trainer would build from its ``TrainingArguments``
 (``optim``, ``learning_rate``, ``weight_decay`` without decay on biases and norms, betas, eps),

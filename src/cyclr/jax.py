@@ -1,13 +1,14 @@
 """JAX / optax adapter: cyclr schedules as optax schedules, and optimizers whose LR and momentum
 (or Adam's ``b1``) follow schedules, readable from the optimizer state.
 
->>> import jax.numpy as jnp, optax, cyclr, cyclr.jax
->>> opt = cyclr.jax.sgd(cyclr.one_cycle(0.1, total_steps=100), momentum=(0.85, 0.95))
->>> params = {"w": jnp.zeros(3)}
->>> state = opt.init(params)
->>> _, state = opt.update({"w": jnp.ones(3)}, state, params)
->>> {k: round(float(v), 4) for k, v in cyclr.jax.hyperparams(state).items()}
-{'learning_rate': 0.004, 'momentum': 0.95}
+Examples:
+    >>> import jax.numpy as jnp, optax, cyclr, cyclr.jax
+    >>> opt = cyclr.jax.sgd(cyclr.one_cycle(0.1, total_steps=100), momentum=(0.85, 0.95))
+    >>> params = {"w": jnp.zeros(3)}
+    >>> state = opt.init(params)
+    >>> _, state = opt.update({"w": jnp.ones(3)}, state, params)
+    >>> {k: round(float(v), 4) for k, v in cyclr.jax.hyperparams(state).items()}
+    {'learning_rate': 0.004, 'momentum': 0.95}
 """
 
 from __future__ import annotations

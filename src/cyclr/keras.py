@@ -6,11 +6,12 @@ after ``import cyclr.keras``, ``keras.models.load_model("m.keras")`` restores an
 its cyclr schedule without ``custom_objects`` (Keras imports only its own packages while
 loading, so the import is needed once).
 
->>> import keras, cyclr, cyclr.keras
->>> lr = cyclr.keras.Schedule(cyclr.one_cycle(0.1, total_steps=1000))
->>> opt = keras.optimizers.SGD(learning_rate=lr)
->>> round(float(lr(299)), 6)
-0.1
+Examples:
+    >>> import keras, cyclr, cyclr.keras
+    >>> lr = cyclr.keras.Schedule(cyclr.one_cycle(0.1, total_steps=1000))
+    >>> opt = keras.optimizers.SGD(learning_rate=lr)
+    >>> round(float(lr(299)), 6)
+    0.1
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """A record of what a training run did, step by step: the LR (every param group), the momentum
 (or ``beta1``) and the loss, for PyTorch and JAX loops (Keras has :class:`cyclr.keras.LRLogger`).
 
->>> rec = Recorder()
->>> for step in range(3):
-...     rec.record(lr=0.1 * (step + 1), momentum=0.9, loss=1.0 / (step + 1))
->>> rec.lr
-[0.1, 0.2, 0.30000000000000004]
+Examples:
+    >>> rec = Recorder()
+    >>> for step in range(3):
+    ...     rec.record(lr=0.1 * (step + 1), momentum=0.9, loss=1.0 / (step + 1))
+    >>> rec.lr
+    [0.1, 0.2, 0.30000000000000004]
 
 In a torch loop, :meth:`Recorder.torch` reads what the optimizer holds (what its next update uses),
 so it records any scheduler's values, cyclr's or not::

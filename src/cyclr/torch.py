@@ -1,10 +1,11 @@
 """PyTorch adapter: any cyclr schedule as a ``torch.optim.lr_scheduler.LRScheduler``.
 
->>> import torch, cyclr, cyclr.torch
->>> opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.9)
->>> sched = cyclr.torch.Scheduler(opt, cyclr.one_cycle(0.1, total_steps=100), momentum=(0.85, 0.95))
->>> opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]
-(0.004, 0.95)
+Examples:
+    >>> import torch, cyclr, cyclr.torch
+    >>> opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.9)
+    >>> sched = cyclr.torch.Scheduler(opt, cyclr.one_cycle(0.1, total_steps=100), momentum=(0.85, 0.95))
+    >>> opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]
+    (0.004, 0.95)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "Scheduler",
     "auto_scheduler",
     "lr_range_test",
+    "momentum_cycle",
     "scheduler_from_range_test",
 ]
 

@@ -229,8 +229,10 @@ def lr_range_test(
     ``end_lr``, record the loss, and put everything back.
 
     Args:
-        model, optimizer: trained in place during the test, restored exactly afterwards (also
+        model: trained in place during the test, restored exactly afterwards (also
             after divergence, NaN, an exception or Ctrl-C).
+        optimizer: stepped by the test; its state and every param-group hyperparameter are
+            restored exactly too.
         loss_fn: ``loss_fn(model(x), y)`` for batches ``(x, y, ...)``; or give ``step_fn(model,
             batch) -> loss`` for anything else. A ``step_fn`` may carry state between batches
             (a recurrent model's hidden state, detached each step: truncated BPTT); if it has a
