@@ -1,9 +1,11 @@
 """Hugging Face ``Trainer``: any cyclr schedule, or one from cyclr's range test, in one call.
 
 Examples:
-    >>> trainer = transformers.Trainer(model=model, args=args, train_dataset=train)  # doctest: +SKIP
-    >>> cyclr.hf.attach(trainer, "range_test")  # or any schedule, e.g. cyclr.triangular2(...)  # doctest: +SKIP
-    >>> trainer.train()  # doctest: +SKIP
+    ```python
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=train)
+    cyclr.hf.attach(trainer, "range_test")  # or any schedule, e.g. cyclr.triangular2(...)
+    trainer.train()
+    ```
 
 :func:`attach` builds the optimizer the Trainer would build from its ``TrainingArguments``
 (``optim``, ``learning_rate``, ``weight_decay`` without decay on biases and norms, betas, eps),

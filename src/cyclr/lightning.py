@@ -1,9 +1,11 @@
 """Lightning callbacks: cyclr's range test at fit start, and any cyclr schedule sized to the run.
 
 Examples:
-    >>> import lightning as L, cyclr.lightning  # doctest: +SKIP
-    >>> trainer = L.Trainer(max_epochs=5, callbacks=[cyclr.lightning.RangeTest()])  # doctest: +SKIP
-    >>> trainer.fit(module, train_loader)  # doctest: +SKIP
+    ```python
+    import lightning as L, cyclr.lightning
+    trainer = L.Trainer(max_epochs=5, callbacks=[cyclr.lightning.RangeTest()])
+    trainer.fit(module, train_loader)
+    ```
 
 :class:`RangeTest` runs :func:`cyclr.torch.lr_range_test` on the module's own ``training_step``
 (the trainer's data, optimizer and gradient accumulation), puts the model and the optimizer
