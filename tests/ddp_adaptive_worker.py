@@ -40,12 +40,13 @@ def main(out: Path) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         sched.observe(loss)
         sched.step()
     (out / f"rank{rank}.json").write_text(
         json.dumps({"rank": rank, "world": world, "lrs": lrs, "losses": losses, "state": sched.controller_state})
     )
+    dist.barrier()  # both ranks done with every collective: a rank leaving early aborts gloo's threads
     dist.destroy_process_group()
 
 

@@ -80,6 +80,7 @@ def main(out: Path) -> None:
             "checksum_after": _checksum(after),
         }
         (out / f"rank{rank}.json").write_text(json.dumps(report))
+        dist.barrier()  # both ranks done with every collective: a rank leaving early aborts gloo's threads
     finally:
         dist.destroy_process_group()
 

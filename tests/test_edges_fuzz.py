@@ -92,3 +92,18 @@ def test_garbage_scheduler_states_are_refused_and_change_nothing(state: dict[str
         return
     lr = opt.param_groups[0]["lr"]
     assert math.isfinite(lr) and lr >= 0 and 0 <= opt.param_groups[0]["momentum"] < 1
+
+
+def test_multistep_level_keeps_float32_precision_as_gamma_nears_one() -> None:
+    """Fuzz found: a mirrored multistep with gamma 0.99999 was 1e-4 off in float32 (the generic
+    level divides two roundings of nearly equal numbers); the level now comes from expm1."""
+    s = cyclr.multistep(lr=0.061155514395579265, milestones=(172, 4231, 224683), gamma=0.99999)
+    steps = np.array([0, 171, 172, 4230, 4231, 224682, 224683, 300000])
+    exact = np.array([(0.99999**p - 0.99999**3) / (1 - 0.99999**3) for p in (0, 0, 1, 1, 2, 2, 3, 3)])
+    np.testing.assert_allclose(s.level(steps), exact, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(s.level(steps.astype(np.float32)), exact, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(s.level(torch.tensor(steps, dtype=torch.int32)).numpy(), exact, rtol=0, atol=1e-6)
+    m = s.mirror(0.074, 0.171)
+    np.testing.assert_allclose(
+        m(torch.tensor(steps, dtype=torch.int32)).numpy(), 0.171 - (0.171 - 0.074) * exact, rtol=0, atol=1e-7
+    )

@@ -100,13 +100,28 @@ class MultiStep(Schedule):
     milestones: tuple[int, ...]
     gamma: float = 0.1
 
-    def _value(self, t: Array, ops: Ops) -> Array:
+    def _passed(self, t: Array, ops: Ops) -> Array:
         x = ops.f(t)
         zero = ops.full_like(t, 0.0)
         passed = zero
         for m in self.milestones:
             passed = passed + ops.where(x >= float(m), zero + 1.0, zero)
-        return self.lr * ops.powc(self.gamma, passed)
+        return passed
+
+    def _value(self, t: Array, ops: Ops) -> Array:
+        return self.lr * ops.powc(self.gamma, self._passed(t, ops))
+
+    def _level(self, t: Array, ops: Ops) -> Array:
+        """``(gamma**p - gamma**K) / (1 - gamma**K)`` for ``p`` of ``K`` milestones passed, in a
+        form that keeps float32 precision as ``gamma -> 1`` (the generic ``(value - low) / (high -
+        low)`` divides two roundings of nearly equal numbers there, and a mirrored momentum
+        inherits the error)."""
+        k = len(self.milestones)
+        if k == 0 or self.gamma in (0.0, 1.0):
+            return super()._level(t, ops)
+        log_gamma = math.log(self.gamma)
+        scale = math.exp(k * log_gamma) / -math.expm1(k * log_gamma)
+        return ops.clip(scale * ops.expm1((self._passed(t, ops) - float(k)) * log_gamma), 0.0, 1.0)
 
     @property
     def bounds(self) -> tuple[float, float]:
