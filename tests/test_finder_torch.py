@@ -703,3 +703,33 @@ def test_recurrent_state_carried_between_batches_and_reset_each_sweep() -> None:
     assert step.carried[n0] is False  # the second sweep starts afresh
     assert result.suggestion > 0 and result.info["steps_per_epoch"] == len(windows)
     assert_restored(before, capture(model, opt))
+
+
+def test_a_loaders_own_shuffle_generator_is_restored() -> None:
+    """The sweep draws batches from the loader's generator (``DataLoader(generator=g)`` and a
+    sampler's own): both come back, so the first epoch's order is the one without the test."""
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 4), torch.randn(256, 1)
+    ds = torch.utils.data.TensorDataset(x, y)
+
+    def first_epoch(loader: torch.utils.data.DataLoader) -> list[torch.Tensor]:
+        return [xb for xb, _ in loader]
+
+    own = torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(7))
+    sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(8))
+    by_sampler = torch.utils.data.DataLoader(ds, batch_size=16, sampler=sampler)
+    for loader, seed in ((own, 7), (by_sampler, 8)):
+        fresh = torch.Generator().manual_seed(seed)
+        expected_loader = (
+            torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True, generator=fresh)
+            if loader is own
+            else torch.utils.data.DataLoader(
+                ds, batch_size=16, sampler=torch.utils.data.RandomSampler(ds, generator=fresh)
+            )
+        )
+        expected = first_epoch(expected_loader)
+        model = torch.nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        cyclr.torch.lr_range_test(model, opt, torch.nn.functional.mse_loss, loader, num_steps=40, progress=False)
+        got = first_epoch(loader)
+        assert all(torch.equal(a, b) for a, b in zip(got, expected)) and len(got) == len(expected)

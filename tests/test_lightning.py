@@ -213,3 +213,35 @@ def test_clear_errors(tmp_path: Any) -> None:
     trainer = _trainer(tmp_path, [cl.OneCycle(0.05)], max_epochs=1)
     with pytest.raises(ValueError, match=r"configure_optimizers also returned a scheduler \(StepLR\)"):
         trainer.fit(Module(with_scheduler=True), _loader())
+
+
+class Data(L.LightningDataModule):
+    """Shuffled by the loader's own generator, which lives as long as the data module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(5)
+        self.ds = _loader().dataset
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.ds, batch_size=16, shuffle=True, generator=self.generator)
+
+
+class Batches(Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[torch.Tensor] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.batches.append(batch[0].clone())
+        return super().training_step(batch, batch_idx)
+
+
+def test_with_a_datamodule_the_run_sees_the_batches_it_would_have_seen(tmp_path: Any) -> None:
+    with_test, without = Batches(), Batches()
+    finder = cl.RangeTest(num_steps=30, start_lr=1e-4, progress=False)
+    _trainer(tmp_path, [finder], max_epochs=2).fit(with_test, datamodule=Data())
+    _trainer(tmp_path, [cl.CyclicSchedule(cyclr.constant(0.01))], max_epochs=2).fit(without, datamodule=Data())
+    sweep = finder.result.steps
+    assert len(with_test.batches) == sweep + 32 and len(without.batches) == 32
+    assert all(torch.equal(a, b) for a, b in zip(with_test.batches[sweep:], without.batches))

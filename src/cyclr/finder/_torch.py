@@ -124,6 +124,19 @@ class Snapshot:
             self._file = None
 
 
+def _data_generators(data: Any) -> list[torch.Generator]:
+    """The random generators a data loader shuffles with (its own, its sampler's, its batch
+    sampler's sampler's): the sweep draws batches from them, so their states are put back too
+    and the run's first epoch sees the order it would have seen without the test."""
+    found: list[torch.Generator] = []
+    batch_sampler = getattr(data, "batch_sampler", None)
+    for owner in (data, getattr(data, "sampler", None), getattr(batch_sampler, "sampler", None)):
+        g = getattr(owner, "generator", None)
+        if isinstance(g, torch.Generator) and all(g is not f for f in found):
+            found.append(g)
+    return found
+
+
 def _sized(data: Any) -> bool:
     try:
         return isinstance(data, Sized) and len(data) > 0
@@ -238,7 +251,8 @@ def lr_range_test(
             (a recurrent model's hidden state, detached each step: truncated BPTT); if it has a
             ``reset()`` method, every sweep calls it first, so each starts from fresh state as
             training would.
-        train_data: an iterable of batches (a ``DataLoader``); re-iterated if it runs out.
+        train_data: an iterable of batches (a ``DataLoader``); re-iterated if it runs out. A
+            loader's own shuffling generator (``generator=``) is put back too.
         val_data: if given, the validation loss after every step drives the smoothing and the
             stop (pytorch-lr-finder's ``val_loader``); it costs a full pass per step.
         accumulation_steps: micro-batches per optimizer step (the loss is their mean).
@@ -267,6 +281,7 @@ def lr_range_test(
     steps_per_epoch = total_steps(1, len(train_data), accumulation=accumulation_steps) if _sized(train_data) else None  # type: ignore[arg-type]
 
     snapshot = Snapshot(model, optimizer, scheduler, stage, stage_dir)
+    data_rng = [(g, g.get_state()) for g in _data_generators(train_data)]
     bar = progress_bar(progress and rank == 0, repeats * num_steps)
     try:
         with bar as update:
@@ -301,6 +316,8 @@ def lr_range_test(
     finally:
         snapshot.restore()
         snapshot.close()
+        for generator, state in data_rng:
+            generator.set_state(state)
     seconds = sum(c.seconds for c in sweep.curves)
     info: dict[str, Any] = {
         "framework": "torch",
