@@ -58,7 +58,8 @@ class Seen(transformers.TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> None:
         group = optimizer.param_groups[0]
-        self.seen.append((float(group["lr"]), float(group["betas"][0])))
+        beta1 = group["betas"][0] if "betas" in group else group["momentum"]
+        self.seen.append((float(group["lr"]), float(beta1)))
 
 
 def _trainer(tmp_path: Any, model: Any, seen: Seen, **kwargs: Any) -> Any:
@@ -187,3 +188,22 @@ def test_training_steps_fallback_follows_the_trainers_rule(tmp_path: Any, accumu
         get_train_dataloader = staticmethod(trainer.get_train_dataloader)
 
     assert chf.training_steps(Older()) == chf.training_steps(trainer)
+
+
+def test_your_own_optimizer_and_a_range_test_with_accumulation(tmp_path: Any) -> None:
+    """optimizers=(your_optimizer, None): attach keeps it (SGD: its momentum cycles), and the range
+    test steps it once per gradient_accumulation_steps micro-batches, as the Trainer will."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    args = _trainer(tmp_path, model, Seen(), num_train_epochs=1, gradient_accumulation_steps=3).args
+    seen = Seen()
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=Tokens(), optimizers=(opt, None), callbacks=[seen]
+    )
+    sched = chf.attach(trainer, kind="triangular", num_steps=20, start_lr=1e-3)
+    assert trainer.optimizer is opt and sched.momentum_slots == ["momentum"]
+    assert sched.range_test.info["steps_per_epoch"] == 3  # 8 batches, 3 per update: 3 updates
+    assert chf.training_steps(trainer) == (3, 3)
+    trainer.train()
+    expected = sched.range_test.schedule("triangular", steps_per_epoch=3, epochs=1)
+    assert [lr for lr, _ in seen.seen] == pytest.approx([expected(k) for k in range(3)], rel=1e-12)

@@ -245,3 +245,23 @@ def test_with_a_datamodule_the_run_sees_the_batches_it_would_have_seen(tmp_path:
     sweep = finder.result.steps
     assert len(with_test.batches) == sweep + 32 and len(without.batches) == 32
     assert all(torch.equal(a, b) for a, b in zip(with_test.batches[sweep:], without.batches))
+
+
+def test_lightnings_learning_rate_monitor_logs_the_attached_schedule(tmp_path: Any) -> None:
+    """Lightning's own LearningRateMonitor sees the scheduler the callback attached (named 'cyclr')."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    module = Module()
+    monitor = L.callbacks.LearningRateMonitor(logging_interval="step", log_momentum=True)
+    trainer = _trainer(
+        tmp_path, [cl.OneCycle(0.05), monitor], max_steps=12, logger=CSVLogger(tmp_path), log_every_n_steps=1
+    )
+    trainer.fit(module, _loader())
+    rows = list(csv.DictReader(open(trainer.logger.log_dir + "/metrics.csv")))
+    lrs = [float(r["cyclr"]) for r in rows if r.get("cyclr")]
+    moms = [float(r["cyclr-momentum"]) for r in rows if r.get("cyclr-momentum")]
+    expected = cyclr.one_cycle(0.05, total_steps=12)
+    assert lrs == pytest.approx([expected(k) for k in range(12)], rel=1e-6)
+    assert moms == pytest.approx([expected.mirror(0.85, 0.95)(k) for k in range(12)], rel=1e-6)
