@@ -259,7 +259,8 @@ def test_lightnings_learning_rate_monitor_logs_the_attached_schedule(tmp_path: A
         tmp_path, [cl.OneCycle(0.05), monitor], max_steps=12, logger=CSVLogger(tmp_path), log_every_n_steps=1
     )
     trainer.fit(module, _loader())
-    rows = list(csv.DictReader(open(trainer.logger.log_dir + "/metrics.csv")))
+    with open(trainer.logger.log_dir + "/metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     lrs = [float(r["cyclr"]) for r in rows if r.get("cyclr")]
     moms = [float(r["cyclr-momentum"]) for r in rows if r.get("cyclr-momentum")]
     expected = cyclr.one_cycle(0.05, total_steps=12)
