@@ -345,6 +345,24 @@ def test_trend_has_no_lag() -> None:
     np.testing.assert_allclose(trend(np.full(50, 3.0)), 3.0, rtol=1e-12)
 
 
+def test_the_blow_up_that_ends_a_sweep_does_not_lift_the_trend_before_it() -> None:
+    """Found drawing the docs' range-test figure: a final loss of 2745 after a descent to ~1.5
+    lifted the zero-lag trend (run backwards) over the last decades of LR, so a falling sweep read
+    as "not falling" and three agreeing sweeps gave no suggestion. Losses beyond 4x the best
+    forward-smoothed loss are capped there before smoothing now."""
+    lrs = sweep_lrs(100)
+    losses = sigmoid_loss(lrs, blowup=0.0)  # plateau at 3, descent to 1, no rise
+    blown = losses.copy()
+    blown[-1] = 2745.0
+    smooth, uncapped = trend(blown), trend(blown, diverge=None)
+    assert uncapped[-15] > 5 * losses[-15] and uncapped[-25] > 1.4 * losses[-25]  # the old reading: lifted far back
+    cap = 4.0 * 1.0  # the forward EMA's lowest value is about the floor of 1
+    assert np.max(np.abs(smooth[:-1] - trend(losses)[:-1])) < 1.2 * (cap - 1.0)
+    assert smooth[-25] < 1.05 * trend(losses)[-25]
+    # the rule that reads the falling part finds the same steepest point with or without the spike
+    assert steepest(*clean(lrs, blown)) == steepest(*clean(lrs, losses))
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_clean_drops_from_first_non_finite(bad: float) -> None:
     lrs = sweep_lrs(100)

@@ -67,9 +67,30 @@ def gallery_markdown() -> tuple[str, dict[str, bytes]]:
     return "\n".join(parts), pictures
 
 
+def range_test_png() -> bytes:
+    """The range test guide's picture: three sweeps on the guide's own problem (digits, an MLP)."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    import cyclr.torch
+
+    digits = load_digits()
+    x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target)
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    result = cyclr.torch.lr_range_test(
+        model, optimizer, torch.nn.functional.cross_entropy, loader, repeats=3, progress=False
+    )
+    return figure_png(result.plot(title="cyclr.torch.lr_range_test(..., repeats=3) on digits"))
+
+
 def on_files(files: Files, config: Any) -> Files:
     page, pictures = gallery_markdown()
     files.append(File.generated(config, GALLERY, content=page))
+    pictures["guides/range-test.png"] = range_test_png()
     for path, data in pictures.items():
         files.append(File.generated(config, path, content=data))
     return files

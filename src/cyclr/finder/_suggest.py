@@ -31,13 +31,18 @@ class NoDescentError(ValueError):
     """The loss does not fall anywhere in the swept range, so no learning rate can be read off."""
 
 
-def trend(losses: np.ndarray, window: float = 0.05) -> np.ndarray:
+def trend(losses: np.ndarray, window: float = 0.05, diverge: float | None = 4.0) -> np.ndarray:
     """Zero-lag smoothing: a bias-corrected EMA run forwards, then backwards over its output.
 
     The usual one-sided EMA (fastai's 0.98 over 100 steps) lags by ~50 steps, i.e. several
     decades of LR on an exponential sweep, and drags every suggestion to larger LRs; running it
     both ways cancels the lag. ``window`` is the EMA's span as a fraction of the curve. From the
     first non-finite loss on, the trend is NaN.
+
+    Losses above ``diverge`` times the lowest forward-smoothed loss (the blow-up that ends a
+    diverged sweep, or a wild spike) are capped there first. Run backwards, a single loss of 1e3
+    after a descent near 2 would otherwise lift the trend over the last decade or two of LR and
+    hide the descent there (``None``: no cap).
     """
     losses = np.asarray(losses, dtype=float)
     bad = ~np.isfinite(losses)
@@ -51,8 +56,13 @@ def trend(losses: np.ndarray, window: float = 0.05) -> np.ndarray:
             out[i] = avg / (1 - beta ** (i + 1))
         return out
 
+    x = losses[:n]
+    if diverge is not None and n > 1:
+        best = float(ema(x).min())
+        if best > 0:
+            x = np.minimum(x, diverge * best)
     out = np.full(len(losses), np.nan)
-    out[:n] = ema(ema(losses[:n])[::-1])[::-1]
+    out[:n] = ema(ema(x)[::-1])[::-1]
     return out
 
 
