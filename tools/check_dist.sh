@@ -18,7 +18,12 @@ assert cyclr.__file__.startswith(sys.argv[1]), cyclr.__file__
 for name in ("cyclr.torch", "cyclr.keras", "cyclr.jax", "cyclr.lightning", "cyclr.hf", "cyclr.finder",
              "cyclr.bench", "cyclr.bench.tune", "cyclr.bench.worker", "cyclr.space", "cyclr.plot", "cyclr.cli"):
     importlib.import_module(name)
-import importlib.resources
+import importlib.metadata, importlib.resources
 assert importlib.resources.files("cyclr").joinpath("py.typed").is_file()
+meta = importlib.metadata.metadata("cyclr")
+extras = set(meta.get_all("Provides-Extra") or [])
+wanted = {"torch", "keras", "jax", "plot", "cli", "bench", "tune", "anchors", "lightning", "hf", "dev", "all"}
+assert wanted <= extras, f"extras missing from the wheel: {sorted(wanted - extras)}"
+assert meta["License-Expression"] == "Apache-2.0", meta["License-Expression"]
 print(f"wheel ok: cyclr {cyclr.__version__}, every public module imports from it")
 PY
