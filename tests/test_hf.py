@@ -164,8 +164,11 @@ def test_clear_errors(tmp_path: Any) -> None:
         chf.attach(trainer, kind="sgdr")
     with pytest.raises(cyclr.InvalidParameterError, match=r"'momentum'.*0.9"):
         chf.attach(trainer, cyclr.constant(1e-3), momentum=0.9)  # type: ignore[arg-type]
-    with pytest.raises(cyclr.InvalidParameterError, match=r"'step_fn'.*the Trainer provides it"):
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'step_fn'.*it is provided for you"):
         chf.range_test(trainer, step_fn=lambda m, b: m(**b).loss)
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'num_steps'.*got 2"):
+        chf.attach(trainer, num_steps=2)
+    assert trainer.optimizer is None  # refused before anything was built
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     theirs = transformers.Trainer(
         model=model,

@@ -204,8 +204,19 @@ def test_schedules_are_sized_from_estimated_stepping_batches(tmp_path: Any) -> N
 def test_clear_errors(tmp_path: Any) -> None:
     with pytest.raises(cyclr.InvalidParameterError, match=r"RangeTest: parameter 'kind'.*'cosine'"):
         cl.RangeTest(kind="cosine")
-    with pytest.raises(cyclr.InvalidParameterError, match=r"'step_fn'.*the trainer provides it"):
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'step_fn'.*it is provided for you"):
         cl.RangeTest(step_fn=lambda m, b: m(b))
+    # the sweep's options are checked when the callback is made, not at fit start
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'num_steps'.*got 3"):
+        cl.RangeTest(num_steps=3)
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'num_step'.*one of the range test's options: .*num_steps"):
+        cl.RangeTest(num_step=50)
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'end_lr'"):
+        cl.RangeTest(start_lr=1.0, end_lr=0.1)
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'momentum'.*'yes'"):
+        cl.RangeTest(momentum="yes")
+    with pytest.raises(cyclr.InvalidParameterError, match=r"'momentum'.*0.9"):
+        cl.CyclicSchedule(cyclr.constant(0.1), momentum=0.9)  # type: ignore[arg-type]
     with pytest.raises(cyclr.InvalidParameterError, match="max_lr"):
         cl.OneCycle(-1.0)
     with pytest.raises(cyclr.InvalidParameterError, match="schedule"):

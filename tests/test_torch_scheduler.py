@@ -868,3 +868,24 @@ def test_scheduler_from_range_test_sizes_and_momentum() -> None:
         cyclr.torch.scheduler_from_range_test(opt, result, total_steps=0)
     with pytest.raises(cyclr.InvalidParameterError, match=r"'momentum'.*'yes'"):
         cyclr.torch.scheduler_from_range_test(opt, result, total_steps=10, momentum="yes")
+
+
+def test_auto_scheduler_checks_everything_before_the_test_runs() -> None:
+    model, opt, loader = _auto_problem()
+    calls: list[int] = []
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return torch.nn.functional.mse_loss(out, y)
+
+    for kwargs, match in [
+        ({}, r"'epochs'.*the run's length"),
+        ({"epochs": 0}, r"'epochs'.*positive integer"),
+        ({"epochs": 2, "kind": "cosine"}, r"'kind'"),
+        ({"epochs": 2, "momentum": 0.9}, r"'momentum'"),
+        ({"epochs": 2, "num_steps": 2}, r"'num_steps'"),
+        ({"epochs": 2, "repeat": 3}, r"'repeat'.*one of the range test's options: .*repeats"),
+    ]:
+        with pytest.raises(cyclr.InvalidParameterError, match=match):
+            cyclr.torch.auto_scheduler(model, opt, loss_fn, loader, progress=False, **kwargs)
+    assert calls == []  # no step was spent on a call that could not finish

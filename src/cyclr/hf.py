@@ -34,6 +34,8 @@ from .torch import (  # noqa: E402
     RANGE_TEST_KINDS,
     Scheduler,
     _checked_state,
+    check_momentum_option,
+    check_range_test_options,
     lr_range_test,
     momentum_cycle,
     scheduler_from_range_test,
@@ -87,9 +89,9 @@ def range_test(trainer: Any, **kwargs: Any) -> Any:
     now if the Trainer has none). The model and the optimizer are restored exactly afterwards.
     ``kwargs`` go to :func:`cyclr.torch.lr_range_test` (``num_steps``, ``start_lr``, ``end_lr``,
     ``repeats``...). Returns the :class:`~cyclr.finder.RangeTestResult`."""
-    for name in ("model", "optimizer", "loss_fn", "train_data", "step_fn", "accumulation_steps", "device"):
-        if name in kwargs:
-            raise InvalidParameterError("cyclr.hf.range_test", name, kwargs[name], "unset: the Trainer provides it")
+    check_range_test_options(
+        "cyclr.hf.range_test", kwargs, provided=("train_data", "step_fn", "accumulation_steps", "device")
+    )
     if trainer.train_dataset is None:
         raise ValueError("cyclr.hf.range_test needs the Trainer's train_dataset.")
     optimizer = trainer.optimizer if trainer.optimizer is not None else trainer.create_optimizer()
@@ -150,6 +152,11 @@ def attach(
     ):
         allowed = "'range_test', a cyclr schedule, its config, or a function of the run's steps"
         raise InvalidParameterError("cyclr.hf.attach", "schedule", schedule, allowed)
+    check_momentum_option("cyclr.hf.attach", momentum)
+    if schedule == "range_test" and resume_from_checkpoint is None:
+        check_range_test_options(
+            "cyclr.hf.attach", range_test_kwargs, provided=("train_data", "step_fn", "accumulation_steps", "device")
+        )
     optimizer = trainer.optimizer if trainer.optimizer is not None else trainer.create_optimizer()
     cycle = momentum_cycle(optimizer, momentum, "cyclr.hf.attach")
     if resume_from_checkpoint is not None:

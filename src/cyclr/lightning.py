@@ -32,7 +32,15 @@ import torch  # noqa: E402
 from lightning.pytorch import Callback  # noqa: E402
 from lightning.pytorch.utilities.types import LRSchedulerConfig  # noqa: E402
 
-from .torch import RANGE_TEST_KINDS, Scheduler, lr_range_test, scheduler_from_range_test  # noqa: E402
+from .torch import (  # noqa: E402
+    RANGE_TEST_KINDS,
+    Scheduler,
+    check_momentum_option,
+    check_range_test_options,
+    lr_range_test,
+    momentum_cycle,
+    scheduler_from_range_test,
+)
 
 __all__ = ["CyclicSchedule", "OneCycle", "RangeTest"]
 
@@ -115,15 +123,16 @@ class CyclicSchedule(_Attaches):
         schedule: a :class:`~cyclr.Schedule` or its config (used as it is), or a function of the
             run's optimizer updates that builds one, e.g. ``lambda n: cyclr.triangular2(1e-4,
             1e-2, step_size=n // 8)``.
-        momentum: ``(low, high)`` cycles momentum (or Adam's beta1) opposite to the LR; ``None``
-            leaves it alone.
+        momentum: ``(low, high)`` cycles momentum (or Adam's beta1) opposite to the LR; ``'auto'``
+            cycles 0.95-0.85 when the optimizer has momentum; ``None`` (default) leaves it alone.
 
     Set ``configure_optimizers`` to return just the optimizer; the callback adds the scheduler
     (interval ``'step'``). A schedule shorter than the run holds its last value.
     """
 
-    def __init__(self, schedule: ScheduleSpec, momentum: tuple[float, float] | None = None) -> None:
+    def __init__(self, schedule: ScheduleSpec, momentum: str | tuple[float, float] | None = None) -> None:
         super().__init__()
+        check_momentum_option(type(self).__name__, momentum)
         if not (isinstance(schedule, (Schedule, Mapping)) or callable(schedule)):
             allowed = "a cyclr schedule, its config, or a function total_steps -> schedule"
             raise InvalidParameterError("CyclicSchedule", "schedule", schedule, allowed)
@@ -143,7 +152,9 @@ class CyclicSchedule(_Attaches):
         if self._resume(trainer, owner):
             return
         schedule = self._build(_total_steps(trainer, owner))
-        self.scheduler = Scheduler(_the_optimizer(trainer, owner), schedule, momentum=self.momentum, past_end="hold")
+        optimizer = _the_optimizer(trainer, owner)
+        cycle = momentum_cycle(optimizer, self.momentum, owner)
+        self.scheduler = Scheduler(optimizer, schedule, momentum=cycle, past_end="hold")
         _attach(trainer, self.scheduler, owner)
 
 
@@ -152,7 +163,7 @@ class OneCycle(CyclicSchedule):
     with momentum cycled 0.95 -> 0.85 -> 0.95 (``momentum=None`` leaves it alone). Other keyword
     arguments are :class:`cyclr.OneCycle`'s (``pct_start``, ``div_factor``, ...)."""
 
-    def __init__(self, max_lr: float, momentum: tuple[float, float] | None = (0.85, 0.95), **kwargs: Any) -> None:
+    def __init__(self, max_lr: float, momentum: str | tuple[float, float] | None = (0.85, 0.95), **kwargs: Any) -> None:
         _OneCycleSchedule(max_lr=max_lr, total_steps=10_000, **kwargs)  # bad arguments fail here, not at fit time
         super().__init__(lambda total: _OneCycleSchedule(max_lr=max_lr, total_steps=max(total, 2), **kwargs), momentum)
 
@@ -212,9 +223,8 @@ class RangeTest(_Attaches):
         super().__init__()
         if kind not in RANGE_TEST_KINDS:
             raise InvalidParameterError("RangeTest", "kind", kind, f"one of {list(RANGE_TEST_KINDS)}")
-        for name in ("model", "optimizer", "loss_fn", "train_data", "step_fn", "accumulation_steps"):
-            if name in range_test:
-                raise InvalidParameterError("RangeTest", name, range_test[name], "unset: the trainer provides it")
+        check_range_test_options("RangeTest", range_test, provided=("train_data", "step_fn", "accumulation_steps"))
+        check_momentum_option("RangeTest", momentum)
         self.kind, self.momentum, self.range_test = kind, momentum, range_test
         self.result: Any = None
 

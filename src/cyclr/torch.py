@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import numbers
 import warnings
@@ -31,6 +32,7 @@ from torch.nn import Module  # noqa: E402
 from torch.optim import Optimizer  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
+from .finder._core import RangeTest as _Sweep  # noqa: E402
 from .finder._torch import lr_range_test  # noqa: E402
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "OneCycleLR",
     "Scheduler",
     "auto_scheduler",
+    "check_momentum_option",
+    "check_range_test_options",
     "lr_range_test",
     "momentum_cycle",
     "scheduler_from_range_test",
@@ -794,17 +798,49 @@ def _has_momentum(optimizer: Optimizer) -> bool:
     return False
 
 
+def check_momentum_option(owner: str, momentum: Any) -> None:
+    """An integration's ``momentum`` option: ``'auto'``, ``None`` or ``(low, high)``."""
+    pair = isinstance(momentum, tuple) and len(momentum) == 2 and all(_is_real(v) for v in momentum)
+    if not (momentum == "auto" or momentum is None or pair):
+        raise InvalidParameterError(owner, "momentum", momentum, "'auto', None or (low, high)")
+
+
 def momentum_cycle(
     optimizer: Optimizer, momentum: Any, owner: str, auto: tuple[float, float] = (0.85, 0.95)
 ) -> tuple[float, float] | None:
     """The ``momentum=`` a :class:`Scheduler` gets from an integration's ``momentum`` option:
     ``'auto'`` is ``auto`` (Smith & Topin's 0.85-0.95) when the optimizer has a momentum to
     cycle, else ``None``; ``None`` and ``(low, high)`` pass through."""
+    check_momentum_option(owner, momentum)
     if momentum == "auto":
         return auto if _has_momentum(optimizer) else None
-    if momentum is None or (isinstance(momentum, tuple) and len(momentum) == 2 and all(_is_real(v) for v in momentum)):
-        return momentum  # type: ignore[no-any-return]
-    raise InvalidParameterError(owner, "momentum", momentum, "'auto', None or (low, high)")
+    return momentum  # type: ignore[no-any-return]
+
+
+def _check_run(
+    owner: str, kind: str, total_steps: int | None, epochs: int | None, steps_per_epoch: int | None = None
+) -> None:
+    """The schedule options of the range-test paths, checked before any test runs."""
+    if kind not in RANGE_TEST_KINDS:
+        raise InvalidParameterError(owner, "kind", kind, f"one of {list(RANGE_TEST_KINDS)}")
+    for name, value in (("total_steps", total_steps), ("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidParameterError(owner, name, value, "a positive integer or None")
+
+
+def check_range_test_options(owner: str, options: Mapping[str, Any], provided: Sequence[str] = ()) -> None:
+    """Check keyword arguments meant for :func:`lr_range_test` when they are given (a callback's
+    constructor, a one-call helper), not after training has started: names ``provided`` by the
+    caller are refused, an unknown name is named, and the sweep's own settings are validated."""
+    known = [n for n in inspect.signature(lr_range_test).parameters if n not in ("model", "optimizer", "loss_fn")]
+    for name, value in options.items():
+        if name in provided:
+            raise InvalidParameterError(owner, name, value, "unset: it is provided for you")
+        if name not in known:
+            allowed = ", ".join(n for n in known if n not in provided)
+            raise InvalidParameterError(owner, name, value, f"one of the range test's options: {allowed}")
+    sweep = ("start_lr", "end_lr", "num_steps", "mode", "smoothing", "diverge")
+    _Sweep(**{k: options[k] for k in sweep if k in options})  # raises on a bad setting
 
 
 def scheduler_from_range_test(
@@ -827,11 +863,8 @@ def scheduler_from_range_test(
     when the optimizer has one, and leaves it alone otherwise; ``None`` never cycles it.
     The schedule is ``scheduler.lr_schedules[0]``; the test is ``scheduler.range_test``.
     """
-    if kind not in RANGE_TEST_KINDS:
-        raise InvalidParameterError("scheduler_from_range_test", "kind", kind, f"one of {list(RANGE_TEST_KINDS)}")
-    for name, value in (("total_steps", total_steps), ("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidParameterError("scheduler_from_range_test", name, value, "a positive integer or None")
+    owner = "scheduler_from_range_test"
+    _check_run(owner, kind, total_steps, epochs, steps_per_epoch)
     if total_steps is not None:
         # whole epochs when the run divides evenly into them (a triangular schedule then ends
         # each cycle on an epoch boundary); otherwise the run is one block of total_steps
@@ -842,10 +875,8 @@ def scheduler_from_range_test(
     elif epochs is not None:
         schedule = result.schedule(kind, steps_per_epoch=steps_per_epoch, epochs=epochs)
     else:
-        raise InvalidParameterError(
-            "scheduler_from_range_test", "total_steps", None, "the run's length: total_steps, or epochs"
-        )
-    cycle = momentum_cycle(optimizer, momentum, "scheduler_from_range_test", result.momentum)
+        raise InvalidParameterError(owner, "total_steps", None, "the run's length: total_steps, or epochs")
+    cycle = momentum_cycle(optimizer, momentum, owner, result.momentum)
     scheduler = Scheduler(optimizer, schedule, momentum=cycle, past_end=past_end)
     scheduler.range_test = result
     return scheduler
@@ -875,6 +906,12 @@ def auto_scheduler(
     and the result stays at hand as ``scheduler.range_test`` (``.plot()``, ``.suggestions``,
     ``.confidence``). Step the scheduler once per optimizer update.
     """
+    # every option is checked before the test spends its steps
+    _check_run("auto_scheduler", kind, total_steps, epochs)
+    if total_steps is None and epochs is None:
+        raise InvalidParameterError("auto_scheduler", "epochs", None, "the run's length: epochs, or total_steps")
+    check_momentum_option("auto_scheduler", momentum)
+    check_range_test_options("auto_scheduler", range_test, provided=("train_data",))
     result = lr_range_test(model, optimizer, loss_fn, train_data, **range_test)
     return scheduler_from_range_test(
         optimizer, result, kind=kind, total_steps=total_steps, epochs=epochs, momentum=momentum
