@@ -73,6 +73,8 @@ def test_the_optimizer_is_named_and_recorded() -> None:
         cj.lr_range_test(_loss, params, data, optimizer="sgdd", progress=False)
     with pytest.raises(cyclr.InvalidParameterError, match="pass the function that builds it"):
         cj.lr_range_test(_loss, params, data, optimizer=optax.adam(1e-3), progress=False)  # type: ignore[arg-type]
+    with pytest.raises(cyclr.InvalidParameterError, match="returned int"):
+        cj.lr_range_test(_loss, params, data, optimizer=lambda lr: 3, progress=False)  # type: ignore[arg-type,return-value]
     by_name = cj.lr_range_test(_loss, params, data, optimizer="adam", num_steps=20, progress=False)
     by_factory = cj.lr_range_test(_loss, params, data, optimizer=optax.adam, num_steps=20, progress=False)
     assert by_name.info["optimizer"] == "adam" and by_factory.info["optimizer"] == "adam"

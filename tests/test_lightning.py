@@ -221,6 +221,9 @@ def test_clear_errors(tmp_path: Any) -> None:
         cl.OneCycle(-1.0)
     with pytest.raises(cyclr.InvalidParameterError, match="schedule"):
         cl.CyclicSchedule(0.1)  # type: ignore[arg-type]
+    endless = _trainer(tmp_path, [cl.OneCycle(0.05)], max_epochs=-1)
+    with pytest.raises(ValueError, match=r"estimated_stepping_batches, which is inf.*max_steps or max_epochs"):
+        endless.fit(Module(), _loader())
     trainer = _trainer(tmp_path, [cl.OneCycle(0.05)], max_epochs=1)
     with pytest.raises(ValueError, match=r"configure_optimizers also returned a scheduler \(StepLR\)"):
         trainer.fit(Module(with_scheduler=True), _loader())

@@ -82,6 +82,13 @@ def lr_range_test(
         return start_lr * jnp.exp(frac * log_ratio) if mode == "exp" else start_lr + frac * (end_lr - start_lr)
 
     tx = make_tx(lr_of)
+    if not isinstance(tx, optax.GradientTransformation):
+        raise InvalidParameterError(
+            "lr_range_test",
+            "optimizer",
+            optimizer,
+            f"a factory that returns an optax GradientTransformation (it returned {type(tx).__name__})",
+        )
 
     @jax.jit
     def train_step(p: Any, state: Any, batch: Any) -> tuple[Any, Any, Any]:
