@@ -118,3 +118,11 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
         assert name in torch_api
     lightning = (site / "start" / "lightning" / "index.html").read_text(encoding="utf-8")
     assert "RangeTest" in lightning
+
+
+def test_the_api_page_names_every_lower_case_constructor() -> None:
+    page = (DOCS / "api" / "schedules.md").read_text(encoding="utf-8")
+    for name in cyclr.__all__:
+        obj = getattr(cyclr, name)
+        if name.islower() and isinstance(obj, type) and issubclass(obj, cyclr.Schedule):
+            assert f"| `cyclr.{name}` | [`{obj.__name__}`](#cyclr.schedules.{obj.__name__}) |" in page, name
