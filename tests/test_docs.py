@@ -116,6 +116,8 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     torch_api = (site / "api" / "torch" / "index.html").read_text(encoding="utf-8")
     for name in ("OneCycleLR", "auto_scheduler", "scheduler_from_range_test", "lr_range_test"):
         assert name in torch_api
+    for page in (site / "api").glob("*/index.html"):  # Sphinx roles shown as code, not raw
+        assert not re.search(r":[a-z]+:<code>", page.read_text(encoding="utf-8")), page
     lightning = (site / "start" / "lightning" / "index.html").read_text(encoding="utf-8")
     assert "RangeTest" in lightning
 

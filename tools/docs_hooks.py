@@ -87,6 +87,23 @@ def range_test_png() -> bytes:
     return figure_png(result.plot(title="cyclr.torch.lr_range_test(..., repeats=3) on digits"))
 
 
+#: Sphinx roles in the docstrings (``:class:`~cyclr.finder.RangeTestResult```), as mkdocstrings
+#: leaves them in the HTML: ``:class:<code>~cyclr.finder.RangeTestResult</code>``.
+ROLE = re.compile(r":(?:class|func|meth|attr|data|mod|exc|obj|math):<code>(~?)([^<]+)</code>")
+
+
+def _role(match: re.Match[str]) -> str:
+    target = match.group(2)
+    shown = target.lstrip(".").rsplit(".", 1)[-1] if match.group(1) else target
+    return f"<code>{shown}</code>"
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    """The API pages show a docstring's ``:class:`X``` as the code ``X`` (the ``~`` form as its last
+    component), as Sphinx would, instead of the raw role."""
+    return ROLE.sub(_role, html)
+
+
 def on_files(files: Files, config: Any) -> Files:
     page, pictures = gallery_markdown()
     files.append(File.generated(config, GALLERY, content=page))
