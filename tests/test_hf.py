@@ -210,3 +210,14 @@ def test_your_own_optimizer_and_a_range_test_with_accumulation(tmp_path: Any) ->
     trainer.train()
     expected = sched.range_test.schedule("triangular", steps_per_epoch=3, epochs=1)
     assert [lr for lr, _ in seen.seen] == pytest.approx([expected(k) for k in range(3)], rel=1e-12)
+
+
+def test_the_trainers_own_logs_report_the_schedule(tmp_path: Any) -> None:
+    """What the Trainer logs as learning_rate (and so sends to TensorBoard, W&B...) is the
+    schedule's value at each step."""
+    schedule = cyclr.triangular(1e-4, 1e-3, step_size=2)
+    trainer = _trainer(tmp_path, _model(), Seen(), max_steps=8, logging_strategy="steps", logging_steps=1)
+    chf.attach(trainer, schedule, momentum=None)
+    trainer.train()
+    logged = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+    assert logged == pytest.approx([schedule(k) for k in range(8)], rel=1e-12)
