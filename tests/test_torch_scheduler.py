@@ -831,9 +831,11 @@ def test_auto_scheduler_is_the_range_test_plus_its_schedule() -> None:
     # the same two pieces by hand give the same schedule
     model2, opt2, loader2 = _auto_problem()
     by_hand = cyclr.torch.lr_range_test(
-        model2, opt2, torch.nn.functional.mse_loss, loader2, num_steps=50, start_lr=1e-4, progress=False
+        model2, opt2, torch.nn.functional.mse_loss, loader2, num_steps=50, start_lr=1e-4, repeats=3, progress=False
     )
+    assert len(result.curves) == 3  # three sweeps by default, as cyclr find runs
     assert by_hand.suggestion == result.suggestion
+    assert [c.losses for c in by_hand.curves] == [c.losses for c in result.curves]
     expected = result.schedule("one_cycle", epochs=3)
     assert sched.lr_schedules[0] == expected and expected.total_steps == 30
     lrs, moms = [], []

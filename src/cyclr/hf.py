@@ -24,6 +24,7 @@ from typing import Any
 
 from ._lazy import require
 from ._validation import InvalidParameterError
+from .finder import REPEATS
 from .schedules import Schedule, from_config
 
 require("torch", "torch", "cyclr.hf")
@@ -88,7 +89,8 @@ def range_test(trainer: Any, **kwargs: Any) -> Any:
     ``gradient_accumulation_steps`` and device, with the optimizer :func:`attach` builds (created
     now if the Trainer has none). The model and the optimizer are restored exactly afterwards.
     ``kwargs`` go to :func:`cyclr.torch.lr_range_test` (``num_steps``, ``start_lr``, ``end_lr``,
-    ``repeats``...). Returns the :class:`~cyclr.finder.RangeTestResult`."""
+    ``repeats``...); three sweeps by default, as ``cyclr find`` runs (``repeats=1`` for one).
+    Returns the :class:`~cyclr.finder.RangeTestResult`."""
     check_range_test_options(
         "cyclr.hf.range_test", kwargs, provided=("train_data", "step_fn", "accumulation_steps", "device")
     )
@@ -105,7 +107,7 @@ def range_test(trainer: Any, **kwargs: Any) -> Any:
             step_fn=_loss_step(trainer),
             accumulation_steps=trainer.args.gradient_accumulation_steps,
             device=trainer.args.device,
-            **{"progress": not trainer.args.disable_tqdm, **kwargs},
+            **{"progress": not trainer.args.disable_tqdm, "repeats": REPEATS, **kwargs},
         )
     finally:
         trainer.model.train(was_training)

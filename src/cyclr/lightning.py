@@ -23,6 +23,7 @@ from typing import Any
 
 from ._lazy import require
 from ._validation import InvalidParameterError
+from .finder import REPEATS
 from .schedules import OneCycle as _OneCycleSchedule
 from .schedules import Schedule, from_config
 
@@ -207,7 +208,9 @@ class RangeTest(_Attaches):
         kind: ``'one_cycle'`` (default), ``'triangular'`` or ``'triangular2'`` (Smith's bounds).
         momentum: ``'auto'`` cycles momentum 0.95-0.85 when the optimizer has it; ``None`` never.
         range_test: keyword arguments for :func:`cyclr.torch.lr_range_test` (``num_steps``,
-            ``start_lr``, ``end_lr``, ``repeats``, ``val_data``, ``progress``...).
+            ``start_lr``, ``end_lr``, ``repeats``, ``val_data``, ``progress``...). Three sweeps by
+            default, as ``cyclr find`` and the bench run (``repeats=1`` for one): their median is
+            steadier, and sweeps that disagree give no LR instead of a wrong one.
 
     The optimizer is whatever ``configure_optimizers`` returns (only the optimizer: the callback
     adds the scheduler); its LR is replaced by the schedule's, and each param group keeps its
@@ -252,7 +255,11 @@ class RangeTest(_Attaches):
                 trainer.train_dataloader,
                 step_fn=step,
                 accumulation_steps=trainer.accumulate_grad_batches,
-                **{"progress": trainer.is_global_zero and trainer.progress_bar_callback is not None, **self.range_test},
+                **{
+                    "progress": trainer.is_global_zero and trainer.progress_bar_callback is not None,
+                    "repeats": REPEATS,
+                    **self.range_test,
+                },
             )
         finally:
             for name in muted:

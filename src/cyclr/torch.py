@@ -32,6 +32,7 @@ from torch.nn import Module  # noqa: E402
 from torch.optim import Optimizer  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
+from .finder._core import REPEATS as _REPEATS  # noqa: E402
 from .finder._core import RangeTest as _Sweep  # noqa: E402
 from .finder._torch import lr_range_test  # noqa: E402
 
@@ -896,11 +897,12 @@ def auto_scheduler(
 ) -> Scheduler:
     """fastai's ``lr_find(); fit_one_cycle(n)`` in one call, with the pieces in view.
 
-    Runs :func:`lr_range_test` (``range_test`` keyword arguments go to it; the model and the
-    optimizer come back exactly as they were), then attaches the schedule its result gives for
-    a run of ``epochs`` over ``train_data`` (or ``total_steps`` updates). It is exactly::
+    Runs :func:`lr_range_test` (``range_test`` keyword arguments go to it; three sweeps unless
+    ``repeats`` says otherwise, as ``cyclr find`` runs; the model and the optimizer come back
+    exactly as they were), then attaches the schedule its result gives for a run of ``epochs``
+    over ``train_data`` (or ``total_steps`` updates). It is exactly::
 
-        result = lr_range_test(model, optimizer, loss_fn, train_data, **range_test)
+        result = lr_range_test(model, optimizer, loss_fn, train_data, repeats=3, **range_test)
         scheduler = scheduler_from_range_test(optimizer, result, kind=kind, epochs=epochs)
 
     and the result stays at hand as ``scheduler.range_test`` (``.plot()``, ``.suggestions``,
@@ -912,7 +914,7 @@ def auto_scheduler(
         raise InvalidParameterError("auto_scheduler", "epochs", None, "the run's length: epochs, or total_steps")
     check_momentum_option("auto_scheduler", momentum)
     check_range_test_options("auto_scheduler", range_test, provided=("train_data",))
-    result = lr_range_test(model, optimizer, loss_fn, train_data, **range_test)
+    result = lr_range_test(model, optimizer, loss_fn, train_data, **{"repeats": _REPEATS, **range_test})
     return scheduler_from_range_test(
         optimizer, result, kind=kind, total_steps=total_steps, epochs=epochs, momentum=momentum
     )
