@@ -46,7 +46,14 @@ def main(out: Path) -> None:
     (out / f"rank{rank}.json").write_text(
         json.dumps({"rank": rank, "world": world, "lrs": lrs, "losses": losses, "state": sched.controller_state})
     )
-    dist.barrier()  # both ranks done with every collective: a rank leaving early aborts gloo's threads
+    # Leave cleanly: both ranks done with every collective, then the DDP model (its reducer holds
+    # the process group) freed before the group is destroyed; otherwise gloo can abort at exit
+    # ("terminate called without an active exception") on a busy machine.
+    dist.barrier()
+    del model, opt, sched
+    import gc
+
+    gc.collect()
     dist.destroy_process_group()
 
 

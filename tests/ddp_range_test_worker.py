@@ -80,7 +80,13 @@ def main(out: Path) -> None:
             "checksum_after": _checksum(after),
         }
         (out / f"rank{rank}.json").write_text(json.dumps(report))
-        dist.barrier()  # both ranks done with every collective: a rank leaving early aborts gloo's threads
+        # leave cleanly: every collective done, and the DDP model (its reducer holds the process
+        # group) freed before the group goes; otherwise gloo can abort at exit on a busy machine
+        dist.barrier()
+        del ddp, opt, model
+        import gc
+
+        gc.collect()
     finally:
         dist.destroy_process_group()
 
